@@ -1,0 +1,72 @@
+//! What an agent execution can reach: shared services and the per-execution context.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_template::Context as TemplateContext;
+use switchyard_types::{JobId, Payload};
+
+/// Settings for the shared services, from the server's command line.
+#[derive(Clone, Debug)]
+pub struct ServicesConfig {
+    /// Default time limit of one try when an agent sets no `timeout`.
+    pub default_timeout: Duration,
+    /// Largest response body `http_request` reads.
+    pub max_response_bytes: usize,
+    /// User-Agent of outgoing requests.
+    pub user_agent: String,
+}
+
+impl Default for ServicesConfig {
+    fn default() -> Self {
+        ServicesConfig {
+            default_timeout: Duration::from_secs(30),
+            max_response_bytes: 10 * 1024 * 1024,
+            user_agent: concat!("switchyard/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+/// Services shared by every execution: one pooled HTTP client, limits.
+#[derive(Clone, Debug)]
+pub struct Services {
+    /// Pooled HTTP client (rustls). Redirects are followed by `http_request` itself.
+    pub http: reqwest::Client,
+    /// Settings.
+    pub config: Arc<ServicesConfig>,
+}
+
+impl Services {
+    /// Builds the shared services.
+    pub fn new(config: ServicesConfig) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .user_agent(config.user_agent.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Services {
+            http,
+            config: Arc::new(config),
+        })
+    }
+}
+
+/// One agent execution: the incoming event, its templates' variables, and the services.
+pub struct ExecContext<'a> {
+    /// Template variables: upstream agents, `event`, `run`, `credential`, `resource`, `now`.
+    pub templates: &'a TemplateContext,
+    /// The incoming event's payload.
+    pub input: &'a Payload,
+    /// Shared services.
+    pub services: &'a Services,
+    /// The job: stable across retries of this execution (an idempotency key).
+    pub job_id: JobId,
+    /// This try's number, from 1.
+    pub attempt: u32,
+    /// Story name.
+    pub story: &'a str,
+    /// Agent name.
+    pub agent: &'a str,
+}

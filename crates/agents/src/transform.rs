@@ -1,0 +1,205 @@
+//! `transform`: reshapes events. Modes: `message` (emit a templated payload) and `extract`
+//! (pull values out with JSONPath or regular expressions).
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use regex::Regex;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use switchyard_template::{JsonPath, Template, TemplateValue};
+
+use crate::registry::AgentType;
+use crate::{Agent, AgentError, BuildContext, ExecContext, Invalid, Outcome};
+
+/// Options of a `transform` agent, by `mode`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TransformOptions {
+    /// Emit `payload`, a JSON value whose strings are templates.
+    Message {
+        /// The payload to emit.
+        payload: Value,
+    },
+    /// Emit an object with one key per entry of `extract`.
+    Extract {
+        /// `key: {jsonpath: EXPR, from: TEMPLATE}` or `key: {regex: RE, from: TEMPLATE}`.
+        extract: BTreeMap<String, Extractor>,
+    },
+}
+
+/// How one value is extracted.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum Extractor {
+    /// The first JSONPath match (or null); `from` defaults to the incoming event.
+    JsonPath {
+        /// A JSONPath expression: `$.body.items[0].id`.
+        jsonpath: String,
+        /// The value to search (a template; default `{{ event }}`).
+        #[serde(default)]
+        from: Option<String>,
+        /// Emit every match as a list rather than the first.
+        #[serde(default)]
+        all: bool,
+    },
+    /// A regular expression over a string: the named groups as an object, else the first
+    /// group, else the whole match (null when nothing matches).
+    Regex {
+        /// The regular expression (Rust `regex` syntax).
+        regex: String,
+        /// The text to search (a template).
+        from: String,
+    },
+}
+
+/// A built `transform` agent.
+#[derive(Debug)]
+pub enum Transform {
+    /// `mode: message`.
+    Message(TemplateValue),
+    /// `mode: extract`.
+    Extract(Vec<(String, BuiltExtractor)>),
+}
+
+/// A compiled extractor.
+#[derive(Debug)]
+pub enum BuiltExtractor {
+    /// JSONPath over a value.
+    JsonPath {
+        /// The compiled path.
+        path: JsonPath,
+        /// Where to search (None: the incoming payload).
+        from: Option<Template>,
+        /// Emit all matches.
+        all: bool,
+    },
+    /// Regex over text.
+    Regex {
+        /// The compiled expression.
+        regex: Regex,
+        /// Where to search.
+        from: Template,
+    },
+}
+
+impl AgentType for Transform {
+    type Options = TransformOptions;
+
+    fn build(o: TransformOptions, cx: &mut BuildContext<'_>) -> Result<Self, Invalid> {
+        match o {
+            TransformOptions::Message { payload } => {
+                let t = cx.value("/payload", &payload).ok_or(Invalid)?;
+                cx.finish_with(Transform::Message(t))
+            }
+            TransformOptions::Extract { extract } => {
+                let mut out = Vec::with_capacity(extract.len());
+                for (key, ex) in extract {
+                    let base = format!("/extract/{key}");
+                    match ex {
+                        Extractor::JsonPath { jsonpath, from, all } => {
+                            let path = match JsonPath::parse(&jsonpath) {
+                                Ok(p) => Some(p),
+                                Err(e) => {
+                                    cx.error(&format!("{base}/jsonpath"), format!("bad JSONPath: {e}"));
+                                    None
+                                }
+                            };
+                            let from = from.and_then(|f| cx.template(&format!("{base}/from"), &f));
+                            if let Some(path) = path {
+                                out.push((key, BuiltExtractor::JsonPath { path, from, all }));
+                            }
+                        }
+                        Extractor::Regex { regex, from } => {
+                            let re = match Regex::new(&regex) {
+                                Ok(r) => Some(r),
+                                Err(e) => {
+                                    cx.error(&format!("{base}/regex"), format!("bad regular expression: {e}"));
+                                    None
+                                }
+                            };
+                            let from = cx.template(&format!("{base}/from"), &from);
+                            if let (Some(regex), Some(from)) = (re, from) {
+                                out.push((key, BuiltExtractor::Regex { regex, from }));
+                            }
+                        }
+                    }
+                }
+                cx.finish_with(Transform::Extract(out))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Agent for Transform {
+    async fn execute(&self, cx: &ExecContext<'_>) -> Result<Outcome, AgentError> {
+        match self {
+            Transform::Message(payload) => Ok(Outcome::Emit(vec![payload.render(cx.templates)?])),
+            Transform::Extract(extractors) => {
+                let mut out = Map::with_capacity(extractors.len());
+                for (key, ex) in extractors {
+                    let value = match ex {
+                        BuiltExtractor::JsonPath { path, from, all } => {
+                            let rendered;
+                            let source: &Value = match from {
+                                Some(t) => {
+                                    rendered = t.render(cx.templates)?;
+                                    &rendered
+                                }
+                                None => cx.input,
+                            };
+                            if *all {
+                                Value::Array(path.query(source).into_iter().cloned().collect())
+                            } else {
+                                path.first(source).unwrap_or(Value::Null)
+                            }
+                        }
+                        BuiltExtractor::Regex { regex, from } => {
+                            let text = from.render_string(cx.templates)?;
+                            regex_extract(regex, &text)
+                        }
+                    };
+                    out.insert(key.clone(), value);
+                }
+                Ok(Outcome::Emit(vec![Value::Object(out)]))
+            }
+        }
+    }
+}
+
+/// Named groups as an object, else the first group, else the whole match; null if none.
+fn regex_extract(regex: &Regex, text: &str) -> Value {
+    let Some(caps) = regex.captures(text) else {
+        return Value::Null;
+    };
+    let names: Vec<&str> = regex.capture_names().flatten().collect();
+    if !names.is_empty() {
+        let mut m = Map::new();
+        for name in names {
+            let v = caps.name(name).map_or(Value::Null, |c| Value::String(c.as_str().to_string()));
+            m.insert(name.to_string(), v);
+        }
+        return Value::Object(m);
+    }
+    let group = if regex.captures_len() > 1 { caps.get(1) } else { caps.get(0) };
+    group.map_or(Value::Null, |g| Value::String(g.as_str().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn regex_extraction_shapes() {
+        let named = Regex::new(r"deploy (?P<app>\w+) to (?P<env>\w+)").unwrap();
+        assert_eq!(regex_extract(&named, "deploy web to qa"), json!({"app": "web", "env": "qa"}));
+        let group = Regex::new(r"id=(\d+)").unwrap();
+        assert_eq!(regex_extract(&group, "x id=42 y"), json!("42"));
+        let whole = Regex::new(r"\d+").unwrap();
+        assert_eq!(regex_extract(&whole, "abc 7"), json!("7"));
+        assert_eq!(regex_extract(&whole, "none"), Value::Null);
+    }
+}
