@@ -57,3 +57,10 @@ CREATE TABLE webhook_deliveries (
     created_at INTEGER NOT NULL,
     PRIMARY KEY (story, key)
 ) WITHOUT ROWID;
+
+-- Shared values for templates (`resource.NAME`).
+CREATE TABLE resources (
+    name       TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;

@@ -1,1 +1,197 @@
-//! placeholder
+//! The engine: takes source events in, runs agents on them, records everything.
+//!
+//! ```text
+//! webhook/trigger ──ingest()──► store.start_run (group commit) ──► dispatch queue ──► worker
+//!                                                                       ▲               │
+//!                                      timer (retries, delays) ─────────┘   execute agent│
+//!                                                                                       ▼
+//!                                   dispatch children ◄── store.finish_job (events + jobs, atomically)
+//! ```
+//!
+//! Architecture invariants: the store is the truth — a job runs only after it is committed,
+//! and its output is committed (with its children's jobs) before the children are
+//! dispatched; the in-memory queue is only a fast path, rebuilt from the store on start.
+
+mod catalog;
+mod execute;
+mod ingest;
+mod lineage;
+mod lookup;
+mod queue;
+mod timer;
+mod watch;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+pub use catalog::{Catalog, ReloadReport};
+pub use ingest::{IngestError, Ingested, ReplayError, Replayed};
+pub use lineage::Lineage;
+use lookup::ResourceCache;
+pub use queue::JobMessage;
+use switchyard_agents::Services;
+use switchyard_store::Store;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Engine settings.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Directory of story files.
+    pub stories_dir: PathBuf,
+    /// Run agents in this process (false for `serve --no-workers`).
+    pub run_workers: bool,
+    /// Agent executions at once.
+    pub concurrency: usize,
+    /// Jobs waiting in memory before webhooks are refused with 503 (backpressure).
+    pub max_queued: usize,
+    /// Watch the stories directory and reload on change.
+    pub watch: bool,
+    /// Default time limit of one try.
+    pub default_timeout: Duration,
+}
+
+impl EngineConfig {
+    /// Defaults for a stories directory.
+    pub fn new(stories_dir: impl Into<PathBuf>) -> Self {
+        EngineConfig {
+            stories_dir: stories_dir.into(),
+            run_workers: true,
+            concurrency: 256,
+            max_queued: 50_000,
+            watch: true,
+            default_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A running engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: EngineConfig,
+    store: Arc<dyn Store>,
+    catalog: ArcSwap<Catalog>,
+    reload_lock: std::sync::Mutex<()>,
+    services: Services,
+    resources: Arc<ResourceCache>,
+    queue: queue::Queue,
+    timer: timer::Timer,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Engine {
+    /// Loads the stories, recovers unfinished work from the store, and starts the workers,
+    /// the timer and (if configured) the stories watcher.
+    pub async fn start(config: EngineConfig, store: Arc<dyn Store>, services: Services) -> Result<(Engine, ReloadReport), switchyard_store::Error> {
+        let resources = Arc::new(ResourceCache::default());
+        resources.refresh(store.as_ref()).await?;
+        let (queue, receiver) = queue::Queue::new();
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                config: config.clone(),
+                store,
+                catalog: ArcSwap::from_pointee(Catalog::default()),
+                reload_lock: std::sync::Mutex::new(()),
+                services,
+                resources,
+                queue,
+                timer: timer::Timer::default(),
+                cancel: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+            }),
+        };
+        let report = engine.reload();
+        if config.run_workers {
+            engine.recover().await?;
+            let e = engine.clone();
+            engine.inner.tasks.spawn(async move { e.run_workers(receiver).await });
+            let e = engine.clone();
+            engine.inner.tasks.spawn(async move { e.run_timer().await });
+        }
+        if config.watch {
+            watch::spawn(engine.clone());
+        }
+        Ok((engine, report))
+    }
+
+    /// The stories now loaded.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.inner.catalog.load_full()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// Jobs waiting in memory for a worker.
+    pub fn queued(&self) -> usize {
+        self.inner.queue.depth()
+    }
+
+    /// Deferred jobs (retries, delays) held in memory because they are due soon.
+    pub fn deferred_held(&self) -> usize {
+        self.inner.timer.held()
+    }
+
+    /// Reloads the stories directory now.
+    pub fn reload(&self) -> ReloadReport {
+        let _guard = self.inner.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.inner.catalog.load();
+        let (next, report) = current.reload(&self.inner.config.stories_dir);
+        for d in &report.diagnostics {
+            if d.is_error() {
+                tracing::error!("{d}");
+            } else {
+                tracing::warn!("{d}");
+            }
+        }
+        if !report.loaded.is_empty() || !report.removed.is_empty() {
+            tracing::info!(loaded = ?report.loaded, removed = ?report.removed, "stories reloaded");
+        }
+        self.inner.catalog.store(Arc::new(next));
+        report
+    }
+
+    /// Sets a shared value and makes it visible to templates at once.
+    pub async fn set_resource(&self, name: &str, value: &str) -> Result<(), switchyard_store::Error> {
+        self.inner.store.set_resource(name, value).await?;
+        self.inner.resources.refresh(self.inner.store.as_ref()).await
+    }
+
+    /// Removes a shared value.
+    pub async fn delete_resource(&self, name: &str) -> Result<bool, switchyard_store::Error> {
+        let existed = self.inner.store.delete_resource(name).await?;
+        self.inner.resources.refresh(self.inner.store.as_ref()).await?;
+        Ok(existed)
+    }
+
+    /// A template context for rendering outside an agent execution (webhook responses and
+    /// secrets): resources and credentials, plus what the caller adds.
+    pub fn template_context(&self) -> switchyard_template::ContextBuilder {
+        switchyard_template::ContextBuilder::new()
+            .resources(Arc::clone(&self.inner.resources) as Arc<dyn switchyard_template::Lookup>)
+            .credentials(Arc::new(lookup::NoCredentials))
+    }
+
+    /// Stops taking work and waits (up to `grace`) for running executions to finish.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.cancel.cancel();
+        self.inner.tasks.close();
+        if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {
+            tracing::warn!("shutdown grace period over; unfinished jobs will run again at the next start");
+        }
+    }
+
+    /// Cancelled when the engine shuts down.
+    pub fn cancelled(&self) -> CancellationToken {
+        self.inner.cancel.clone()
+    }
+}

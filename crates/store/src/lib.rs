@@ -188,6 +188,17 @@ pub struct QueuedJob {
     pub run_started_at: Timestamp,
 }
 
+/// A shared value for templates.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Resource {
+    /// Name (`resource.NAME`).
+    pub name: String,
+    /// Value.
+    pub value: String,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
 /// Filter and page of `runs list`.
 #[derive(Clone, Debug, Default)]
 pub struct RunQuery {
@@ -239,6 +250,12 @@ pub trait Store: Send + Sync + 'static {
         until: Option<Timestamp>,
         limit: usize,
     ) -> Result<Vec<QueuedJob>>;
+    /// Sets a shared value for templates.
+    async fn set_resource(&self, name: &str, value: &str) -> Result<()>;
+    /// Removes a shared value; whether it existed.
+    async fn delete_resource(&self, name: &str) -> Result<bool>;
+    /// Every shared value, by name.
+    async fn resources(&self) -> Result<Vec<Resource>>;
     /// Whether the store answers.
     async fn ping(&self) -> Result<()>;
     /// Group commit figures.

@@ -13,6 +13,9 @@ macro_rules! id_type {
         pub struct $name(pub Uuid);
 
         impl $name {
+            /// The largest id (all bits set): a bound for keyset pagination.
+            pub const MAX: $name = $name(Uuid::max());
+
             /// A new, time-ordered (UUIDv7) id.
             pub fn new() -> Self {
                 Self(Uuid::now_v7())

@@ -18,7 +18,7 @@ use switchyard_types::{Event, EventId, Job, JobId, Run, RunId, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    CommitStats, CommitStatsSnapshot, Error, FinishJob, Finished, NewJob, QueuedJob, Reschedule, Result,
+    CommitStats, CommitStatsSnapshot, Error, FinishJob, Finished, NewJob, QueuedJob, Reschedule, Resource, Result,
     RunQuery, StartRun, Started, Store,
 };
 use rows::{event_from_row, job_from_row, micros, queued_from_row, run_from_row, EVENT_COLUMNS, JOB_COLUMNS, RUN_COLUMNS};
@@ -380,6 +380,34 @@ impl Store for SqliteStore {
                     ],
                     queued_from_row,
                 )?;
+                rows.collect()
+            })
+            .await
+    }
+
+    async fn set_resource(&self, name: &str, value: &str) -> Result<()> {
+        let at = switchyard_types::now().timestamp_micros();
+        self.write(WriteOp::SetResource(name.to_string(), value.to_string(), at)).await.map(|_| ())
+    }
+
+    async fn delete_resource(&self, name: &str) -> Result<bool> {
+        match self.write(WriteOp::DeleteResource(name.to_string())).await? {
+            WriteReply::Changed(n) => Ok(n > 0),
+            _ => Ok(false),
+        }
+    }
+
+    async fn resources(&self) -> Result<Vec<Resource>> {
+        self.readers
+            .with(|c| {
+                let mut stmt = c.prepare_cached("SELECT name, value, updated_at FROM resources ORDER BY name")?;
+                let rows = stmt.query_map([], |r| {
+                    Ok(Resource {
+                        name: r.get(0)?,
+                        value: r.get(1)?,
+                        updated_at: switchyard_types::from_micros(r.get(2)?),
+                    })
+                })?;
                 rows.collect()
             })
             .await

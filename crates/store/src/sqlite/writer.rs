@@ -20,12 +20,15 @@ pub enum WriteOp {
     Finish(FinishJob),
     Reschedule(Reschedule),
     Replay(RunId, Vec<NewJob>),
+    SetResource(String, String, i64),
+    DeleteResource(String),
 }
 
 pub enum WriteReply {
     Started(Started),
     Finished(Finished),
     Done,
+    Changed(usize),
 }
 
 pub struct WriteRequest {
@@ -107,6 +110,18 @@ fn apply(tx: &Connection, op: &WriteOp) -> rusqlite::Result<WriteReply> {
             )?
             .execute(params![run_id.as_bytes().as_slice(), jobs.len() as i64])?;
             Ok(WriteReply::Done)
+        }
+        WriteOp::SetResource(name, value, at) => {
+            tx.prepare_cached(
+                "INSERT INTO resources (name, value, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            )?
+            .execute(params![name, value, at])?;
+            Ok(WriteReply::Done)
+        }
+        WriteOp::DeleteResource(name) => {
+            let n = tx.prepare_cached("DELETE FROM resources WHERE name = ?1")?.execute([name])?;
+            Ok(WriteReply::Changed(n))
         }
     }
 }

@@ -1,0 +1,5 @@
+//! One module per group of commands.
+
+pub mod ops;
+pub mod serve;
+pub mod validate;

@@ -1,0 +1,202 @@
+//! Source events in: store the event, its run and its first jobs, then dispatch.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use switchyard_store::{NewEvent, NewJob, StartRun, Started};
+use switchyard_story::Story;
+use switchyard_types::{EventId, EventKind, RunId};
+
+use crate::{Engine, JobMessage, Lineage};
+
+/// A stored source event.
+#[derive(Debug, Clone, Copy)]
+pub struct Ingested {
+    /// The event.
+    pub event_id: EventId,
+    /// The run it started.
+    pub run_id: RunId,
+    /// A repeated delivery (idempotency key seen before): nothing new was stored.
+    pub duplicate: bool,
+}
+
+/// Why a source event was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Too many jobs are waiting: try again later.
+    #[error("overloaded: {0} jobs are waiting; try again later")]
+    Overloaded(usize),
+    /// The payload is over the event size limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(switchyard_store::Error),
+    /// The payload could not be serialized.
+    #[error("payload is not valid JSON: {0}")]
+    Payload(String),
+}
+
+impl Engine {
+    /// Stores a source event for `story`'s agent `agent_index`, starting a run; durable when
+    /// it returns. Downstream jobs are dispatched after the commit.
+    pub async fn ingest(
+        &self,
+        story: &Arc<Story>,
+        agent_index: usize,
+        payload: Value,
+        idempotency_key: Option<String>,
+        started_by: Option<String>,
+    ) -> Result<Ingested, IngestError> {
+        let depth = self.inner.queue.depth();
+        if depth >= self.inner.config.max_queued {
+            return Err(IngestError::Overloaded(depth));
+        }
+        let def = &story.agents[agent_index];
+        let json: Arc<str> = serde_json::to_string(&payload).map_err(|e| IngestError::Payload(e.to_string()))?.into();
+        let now = switchyard_types::now();
+        let event_id = EventId::new();
+        let run_id = RunId::new();
+        let event = NewEvent {
+            id: event_id,
+            story: Arc::clone(&story.name),
+            agent: Arc::clone(&def.name),
+            run_id,
+            parent_id: None,
+            kind: EventKind::Event,
+            created_at: now,
+            json,
+        };
+        let jobs: Vec<NewJob> = def
+            .downstream
+            .iter()
+            .map(|&d| NewJob {
+                id: switchyard_types::JobId::new(),
+                run_id,
+                story: Arc::clone(&story.name),
+                agent: Arc::clone(&story.agents[d].name),
+                input_event_id: event_id,
+                created_at: now,
+                due_at: now,
+                deferred: false,
+            })
+            .collect();
+        let start = StartRun {
+            run_id,
+            event,
+            jobs: jobs.clone(),
+            idempotency_key,
+            started_by,
+        };
+        match self.inner.store.start_run(start).await {
+            Ok(Started::New) => {}
+            Ok(Started::Duplicate { event_id, run_id }) => {
+                return Ok(Ingested {
+                    event_id,
+                    run_id,
+                    duplicate: true,
+                })
+            }
+            Err(switchyard_store::Error::TooLarge { size, limit }) => {
+                return Err(IngestError::TooLarge(format!("the event is {size} bytes, over the limit of {limit} bytes")))
+            }
+            Err(e) => return Err(IngestError::Store(e)),
+        }
+        if !jobs.is_empty() {
+            let lineage = Lineage::child(None, event_id, Arc::clone(&def.name), Arc::new(payload));
+            for job in jobs {
+                self.inner.queue.push(JobMessage {
+                    job_id: job.id,
+                    run_id,
+                    story: job.story,
+                    agent: job.agent,
+                    input_event_id: event_id,
+                    attempts: 0,
+                    run_started_at: now,
+                    lineage: Some(Arc::clone(&lineage)),
+                    deferred: false,
+                });
+            }
+        }
+        Ok(Ingested {
+            event_id,
+            run_id,
+            duplicate: false,
+        })
+    }
+}
+
+/// Why an event could not be replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// No such event.
+    #[error("event {0} not found")]
+    NotFound(EventId),
+    /// Its story or agent is no longer loaded.
+    #[error("{0}")]
+    Gone(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] switchyard_store::Error),
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Replayed {
+    /// The run the new deliveries belong to.
+    pub run_id: RunId,
+    /// The new jobs, one per receiving agent.
+    pub jobs: Vec<switchyard_types::JobId>,
+}
+
+impl Engine {
+    /// Re-delivers a stored event to the agents downstream of its emitter (error events to
+    /// the agents that listen for its errors). The run becomes `running` again.
+    pub async fn replay(&self, event_id: EventId) -> Result<Replayed, ReplayError> {
+        let event = self.inner.store.event(event_id).await?.ok_or(ReplayError::NotFound(event_id))?;
+        let catalog = self.catalog();
+        let story = catalog
+            .story(&event.story)
+            .cloned()
+            .ok_or_else(|| ReplayError::Gone(format!("story `{}` is no longer loaded", event.story)))?;
+        let def = story
+            .agent(&event.agent)
+            .ok_or_else(|| ReplayError::Gone(format!("agent `{}` is no longer in story `{}`", event.agent, event.story)))?;
+        let receivers = match event.kind {
+            EventKind::Event => &def.downstream,
+            EventKind::Error => &def.error_downstream,
+        };
+        let now = switchyard_types::now();
+        let jobs: Vec<NewJob> = receivers
+            .iter()
+            .map(|&r| NewJob {
+                id: switchyard_types::JobId::new(),
+                run_id: event.run_id,
+                story: Arc::clone(&story.name),
+                agent: Arc::clone(&story.agents[r].name),
+                input_event_id: event.id,
+                created_at: now,
+                due_at: now,
+                deferred: false,
+            })
+            .collect();
+        let run = self.inner.store.run(event.run_id).await?;
+        let run_started_at = run.map_or(now, |r| r.started_at);
+        self.inner.store.replay(event.run_id, jobs.clone()).await?;
+        let ids = jobs.iter().map(|j| j.id).collect();
+        for j in jobs {
+            self.inner.queue.push(JobMessage {
+                job_id: j.id,
+                run_id: j.run_id,
+                story: j.story,
+                agent: j.agent,
+                input_event_id: j.input_event_id,
+                attempts: 0,
+                run_started_at,
+                lineage: None,
+                deferred: false,
+            });
+        }
+        Ok(Replayed { run_id: event.run_id, jobs: ids })
+    }
+}
