@@ -74,7 +74,9 @@ impl<'a> BuildContext<'a> {
         self.problems.push(OptionError {
             path: path.to_string(),
             message: format!("bad template: {e}"),
-            hint: Some("templates use minijinja syntax: {{ agent.field }}, {% if … %}…{% endif %}".into()),
+            hint: Some(
+                "templates use minijinja syntax: {{ agent.field }}, {% if … %}…{% endif %}".into(),
+            ),
             warning: false,
         });
     }
@@ -90,7 +92,12 @@ impl<'a> BuildContext<'a> {
     }
 
     /// Records an error with a hint.
-    pub fn error_with_hint(&mut self, path: &str, message: impl Into<String>, hint: impl Into<String>) {
+    pub fn error_with_hint(
+        &mut self,
+        path: &str,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
         self.problems.push(OptionError {
             path: path.to_string(),
             message: message.into(),

@@ -179,13 +179,21 @@ mod tests {
 
     #[test]
     fn from_accepts_one_or_many_and_error_refs() {
-        let c: CommonOptions =
-            serde_json::from_value(serde_json::json!({"name": "a", "type": "t", "from": "x.error"}))
-                .unwrap();
-        assert_eq!(c.from, vec![FromRef { agent: "x".into(), errors: true }]);
-        let c: CommonOptions =
-            serde_json::from_value(serde_json::json!({"name": "a", "type": "t", "from": ["x", "y"]}))
-                .unwrap();
+        let c: CommonOptions = serde_json::from_value(
+            serde_json::json!({"name": "a", "type": "t", "from": "x.error"}),
+        )
+        .unwrap();
+        assert_eq!(
+            c.from,
+            vec![FromRef {
+                agent: "x".into(),
+                errors: true
+            }]
+        );
+        let c: CommonOptions = serde_json::from_value(
+            serde_json::json!({"name": "a", "type": "t", "from": ["x", "y"]}),
+        )
+        .unwrap();
         assert_eq!(c.from.len(), 2);
     }
 }

@@ -125,7 +125,10 @@ impl AgentType for HttpRequest {
         let query = o
             .query
             .iter()
-            .filter_map(|(k, v)| cx.template(&format!("/query/{k}"), v).map(|t| (k.clone(), t)))
+            .filter_map(|(k, v)| {
+                cx.template(&format!("/query/{k}"), v)
+                    .map(|t| (k.clone(), t))
+            })
             .collect();
         let body = match (&o.body, &o.form) {
             (Some(_), Some(_)) => {
@@ -135,7 +138,10 @@ impl AgentType for HttpRequest {
             (Some(b), None) => cx.value("/body", b).map_or(Body::None, Body::Json),
             (None, Some(f)) => Body::Form(
                 f.iter()
-                    .filter_map(|(k, v)| cx.template(&format!("/form/{k}"), v).map(|t| (k.clone(), t)))
+                    .filter_map(|(k, v)| {
+                        cx.template(&format!("/form/{k}"), v)
+                            .map(|t| (k.clone(), t))
+                    })
                     .collect(),
             ),
             (None, None) => Body::None,
@@ -144,7 +150,10 @@ impl AgentType for HttpRequest {
             None => None,
             Some(HttpAuthOptions::Bearer(t)) => cx.template("/auth/bearer", t).map(Auth::Bearer),
             Some(HttpAuthOptions::Basic { username, password }) => {
-                match (cx.template("/auth/basic/username", username), cx.template("/auth/basic/password", password)) {
+                match (
+                    cx.template("/auth/basic/username", username),
+                    cx.template("/auth/basic/password", password),
+                ) {
                     (Some(u), Some(p)) => Some(Auth::Basic(u, p)),
                     _ => None,
                 }
@@ -153,7 +162,10 @@ impl AgentType for HttpRequest {
         if let Some(expect) = &o.expect {
             for (i, s) in expect.iter().enumerate() {
                 if !(100..=599).contains(s) {
-                    cx.error(&format!("/expect/{i}"), format!("{s} is not an HTTP status"));
+                    cx.error(
+                        &format!("/expect/{i}"),
+                        format!("{s} is not an HTTP status"),
+                    );
                 }
             }
         }
@@ -176,10 +188,17 @@ impl Agent for HttpRequest {
     async fn execute(&self, cx: &ExecContext<'_>) -> Result<Outcome, AgentError> {
         let t = cx.templates;
         let url_text = self.url.render_string(t)?;
-        let mut url = reqwest::Url::parse(&url_text)
-            .map_err(|e| AgentError::permanent("invalid_url", format!("`{url_text}` is not a valid URL: {e}")))?;
+        let mut url = reqwest::Url::parse(&url_text).map_err(|e| {
+            AgentError::permanent(
+                "invalid_url",
+                format!("`{url_text}` is not a valid URL: {e}"),
+            )
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(AgentError::permanent("invalid_url", format!("`{url_text}`: only http and https URLs can be called")));
+            return Err(AgentError::permanent(
+                "invalid_url",
+                format!("`{url_text}`: only http and https URLs can be called"),
+            ));
         }
         if !self.query.is_empty() {
             let mut pairs = url.query_pairs_mut();
@@ -190,8 +209,12 @@ impl Agent for HttpRequest {
         let mut headers = HeaderMap::with_capacity(self.headers.len() + 2);
         for (name, value) in &self.headers {
             let v = value.render_string(t)?;
-            let hv = HeaderValue::from_str(&v)
-                .map_err(|_| AgentError::permanent("template", format!("header `{name}` rendered to a value that is not allowed in a header")))?;
+            let hv = HeaderValue::from_str(&v).map_err(|_| {
+                AgentError::permanent(
+                    "template",
+                    format!("header `{name}` rendered to a value that is not allowed in a header"),
+                )
+            })?;
             headers.insert(name.clone(), hv);
         }
         match &self.auth {
@@ -202,7 +225,10 @@ impl Agent for HttpRequest {
             }
             Some(Auth::Basic(u, p)) => {
                 let raw = format!("{}:{}", u.render_string(t)?, p.render_string(t)?);
-                let v = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw));
+                let v = format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(raw)
+                );
                 headers.insert(reqwest::header::AUTHORIZATION, header_value(&v)?);
             }
         }
@@ -216,7 +242,8 @@ impl Agent for HttpRequest {
             Body::Json(v) => Some(match v.render(t)? {
                 Value::String(s) => (s.into_bytes(), "text/plain; charset=utf-8"),
                 other => (
-                    serde_json::to_vec(&other).map_err(|e| AgentError::permanent("template", e.to_string()))?,
+                    serde_json::to_vec(&other)
+                        .map_err(|e| AgentError::permanent("template", e.to_string()))?,
                     "application/json",
                 ),
             }),
@@ -225,12 +252,18 @@ impl Agent for HttpRequest {
                 for (k, v) in fields {
                     ser.append_pair(k, &v.render_string(t)?);
                 }
-                Some((ser.finish().into_bytes(), "application/x-www-form-urlencoded"))
+                Some((
+                    ser.finish().into_bytes(),
+                    "application/x-www-form-urlencoded",
+                ))
             }
         };
         if let Some((_, content_type)) = &body {
             if !headers.contains_key(reqwest::header::CONTENT_TYPE) {
-                headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+                headers.insert(
+                    reqwest::header::CONTENT_TYPE,
+                    HeaderValue::from_static(content_type),
+                );
             }
         }
 
@@ -238,23 +271,43 @@ impl Agent for HttpRequest {
         let mut body = body.map(|(b, _)| bytes::Bytes::from(b));
         let mut redirects = 0;
         let response = loop {
-            let mut req = cx.services.http.request(method.clone(), url.clone()).headers(headers.clone());
+            let mut req = cx
+                .services
+                .http
+                .request(method.clone(), url.clone())
+                .headers(headers.clone());
             if let Some(b) = &body {
                 req = req.body(b.clone());
             }
-            let response = req.send().await.map_err(|e| request_error(&method, &url, e))?;
+            let response = req
+                .send()
+                .await
+                .map_err(|e| request_error(&method, &url, e))?;
             let status = response.status();
-            if self.follow_redirects && status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+            if self.follow_redirects
+                && status.is_redirection()
+                && status != StatusCode::NOT_MODIFIED
+            {
                 if let Some(location) = response.headers().get(reqwest::header::LOCATION) {
                     redirects += 1;
                     if redirects > MAX_REDIRECTS {
-                        return Err(AgentError::permanent("http", format!("{method} {url}: more than {MAX_REDIRECTS} redirects")));
+                        return Err(AgentError::permanent(
+                            "http",
+                            format!("{method} {url}: more than {MAX_REDIRECTS} redirects"),
+                        ));
                     }
                     let location = location.to_str().unwrap_or_default();
                     url = url.join(location).map_err(|e| {
-                        AgentError::permanent("http", format!("{method} {url}: bad redirect Location `{location}`: {e}"))
+                        AgentError::permanent(
+                            "http",
+                            format!("{method} {url}: bad redirect Location `{location}`: {e}"),
+                        )
                     })?;
-                    if matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND | StatusCode::SEE_OTHER) && method != Method::HEAD {
+                    if matches!(
+                        status,
+                        StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND | StatusCode::SEE_OTHER
+                    ) && method != Method::HEAD
+                    {
                         method = Method::GET;
                         body = None;
                         headers.remove(reqwest::header::CONTENT_TYPE);
@@ -279,7 +332,10 @@ impl Agent for HttpRequest {
                 }
             }
         }
-        let retry_after = response.headers().get(reqwest::header::RETRY_AFTER).and_then(parse_retry_after);
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(parse_retry_after);
         let is_json = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
@@ -288,9 +344,16 @@ impl Agent for HttpRequest {
                 let ct = ct.split(';').next().unwrap_or("").trim();
                 ct == "application/json" || ct.ends_with("+json")
             });
-        let bytes = read_limited(response, cx.services.config.max_response_bytes, &method, &url).await?;
+        let bytes = read_limited(
+            response,
+            cx.services.config.max_response_bytes,
+            &method,
+            &url,
+        )
+        .await?;
         let body = if is_json && !bytes.is_empty() {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         } else {
             Value::String(String::from_utf8_lossy(&bytes).into_owned())
         };
@@ -321,7 +384,12 @@ impl Agent for HttpRequest {
 }
 
 fn header_value(v: &str) -> Result<HeaderValue, AgentError> {
-    HeaderValue::from_str(v).map_err(|_| AgentError::permanent("template", "a header rendered to a value that is not allowed in a header"))
+    HeaderValue::from_str(v).map_err(|_| {
+        AgentError::permanent(
+            "template",
+            "a header rendered to a value that is not allowed in a header",
+        )
+    })
 }
 
 /// The URL without user info, for messages.
@@ -356,12 +424,23 @@ async fn read_limited(
     method: &Method,
     url: &reqwest::Url,
 ) -> Result<Vec<u8>, AgentError> {
-    let mut out = Vec::with_capacity(response.content_length().map_or(1024, |l| (l as usize).min(limit)));
-    while let Some(chunk) = response.chunk().await.map_err(|e| request_error(method, url, e))? {
+    let mut out = Vec::with_capacity(
+        response
+            .content_length()
+            .map_or(1024, |l| (l as usize).min(limit)),
+    );
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| request_error(method, url, e))?
+    {
         if out.len() + chunk.len() > limit {
             return Err(AgentError::permanent(
                 "response_too_large",
-                format!("{method} {}: the response body is larger than {limit} bytes", redact_url(url)),
+                format!(
+                    "{method} {}: the response body is larger than {limit} bytes",
+                    redact_url(url)
+                ),
             ));
         }
         out.extend_from_slice(&chunk);
@@ -376,7 +455,10 @@ fn parse_retry_after(v: &HeaderValue) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let when = httpdate::parse_http_date(s).ok()?;
-    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
 }
 
 #[cfg(test)]
@@ -385,7 +467,10 @@ mod tests {
 
     #[test]
     fn retry_after_in_seconds_and_dates() {
-        assert_eq!(parse_retry_after(&HeaderValue::from_static("7")), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after(&HeaderValue::from_static("7")),
+            Some(Duration::from_secs(7))
+        );
         let past = HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT");
         assert_eq!(parse_retry_after(&past), Some(Duration::ZERO));
         assert_eq!(parse_retry_after(&HeaderValue::from_static("soon")), None);

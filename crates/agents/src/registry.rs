@@ -50,7 +50,43 @@ agent_types! {
     "trigger" => crate::trigger::Trigger,
 }
 
-fn build_one<T: AgentType>(options: Value, cx: &mut BuildContext<'_>) -> Result<Arc<dyn Agent>, Invalid> {
+fn build_one<T: AgentType>(
+    options: Value,
+    cx: &mut BuildContext<'_>,
+) -> Result<Arc<dyn Agent>, Invalid> {
+    // Report unknown options first (all of them, with suggestions) and drop them, so that
+    // the remaining options are still checked in the same pass.
+    let mut options = options;
+    let allowed = option_names::<T>();
+    let mut unknown_seen = false;
+    if let (Value::Object(map), Some(allowed)) = (&mut options, &allowed) {
+        let unknown: Vec<String> = map
+            .keys()
+            .filter(|k| !allowed.contains(k))
+            .cloned()
+            .collect();
+        for field in unknown {
+            map.remove(&field);
+            unknown_seen = true;
+            let candidates = allowed
+                .iter()
+                .map(String::as_str)
+                .chain(crate::COMMON_OPTION_NAMES.iter().copied());
+            let path = format!("/{}", pointer_segment(&field));
+            match best_match(&field, candidates) {
+                Some(s) => cx.error_with_hint(
+                    &path,
+                    format!("unknown option `{field}`"),
+                    format!("did you mean `{s}`?"),
+                ),
+                None => cx.error_with_hint(
+                    &path,
+                    format!("unknown option `{field}`"),
+                    format!("this agent type takes: {}", allowed.join(", ")),
+                ),
+            }
+        }
+    }
     let parsed: T::Options = match serde_path_to_error::deserialize(options) {
         Ok(o) => o,
         Err(e) => {
@@ -62,9 +98,16 @@ fn build_one<T: AgentType>(options: Value, cx: &mut BuildContext<'_>) -> Result<
                     path.push_str(&pointer_segment(field));
                 }
                 let expected = expected_fields(&message);
-                let candidates = expected.iter().map(String::as_str).chain(crate::COMMON_OPTION_NAMES.iter().copied());
+                let candidates = expected
+                    .iter()
+                    .map(String::as_str)
+                    .chain(crate::COMMON_OPTION_NAMES.iter().copied());
                 match best_match(field, candidates) {
-                    Some(s) => cx.error_with_hint(&path, format!("unknown option `{field}`"), format!("did you mean `{s}`?")),
+                    Some(s) => cx.error_with_hint(
+                        &path,
+                        format!("unknown option `{field}`"),
+                        format!("did you mean `{s}`?"),
+                    ),
                     None => cx.error_with_hint(
                         &path,
                         format!("unknown option `{field}`"),
@@ -77,7 +120,35 @@ fn build_one<T: AgentType>(options: Value, cx: &mut BuildContext<'_>) -> Result<
             return Err(Invalid);
         }
     };
-    T::build(parsed, cx).map(|a| Arc::new(a) as Arc<dyn Agent>)
+    let built = T::build(parsed, cx).map(|a| Arc::new(a) as Arc<dyn Agent>);
+    if unknown_seen {
+        return Err(Invalid);
+    }
+    built
+}
+
+/// The option names a type accepts, read from its schema (the union over `oneOf` branches),
+/// or `None` when the schema does not list them.
+fn option_names<T: AgentType>() -> Option<Vec<String>> {
+    let mut generator = schemars::SchemaGenerator::default();
+    let schema = <T::Options as JsonSchema>::json_schema(&mut generator).to_value();
+    let mut names: Vec<String> = Vec::new();
+    let mut collect = |v: &Value| -> bool {
+        match v.get("properties").and_then(Value::as_object) {
+            Some(p) => {
+                names.extend(p.keys().cloned());
+                true
+            }
+            None => false,
+        }
+    };
+    let complete = match schema.get("oneOf").and_then(Value::as_array) {
+        Some(branches) => branches.iter().all(&mut collect),
+        None => collect(&schema),
+    };
+    names.sort();
+    names.dedup();
+    complete.then_some(names)
 }
 
 fn pointer_of(path: &serde_path_to_error::Path) -> String {
@@ -118,7 +189,10 @@ fn expected_fields(message: &str) -> Vec<String> {
 }
 
 /// The closest candidate to a misspelt name, if one is close enough to suggest.
-pub fn best_match<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn best_match<'a>(
+    input: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(input, c), c))
@@ -136,7 +210,10 @@ mod tests {
         let m = "unknown field `metod`, expected one of `url`, `method`, `headers`";
         assert_eq!(unknown_field(m), Some("metod"));
         assert_eq!(expected_fields(m), vec!["url", "method", "headers"]);
-        assert_eq!(best_match("metod", ["url", "method", "headers"]), Some("method"));
+        assert_eq!(
+            best_match("metod", ["url", "method", "headers"]),
+            Some("method")
+        );
         assert_eq!(best_match("qqq", ["url", "method"]), None);
     }
 }

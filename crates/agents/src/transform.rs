@@ -98,11 +98,18 @@ impl AgentType for Transform {
                 for (key, ex) in extract {
                     let base = format!("/extract/{key}");
                     match ex {
-                        Extractor::JsonPath { jsonpath, from, all } => {
+                        Extractor::JsonPath {
+                            jsonpath,
+                            from,
+                            all,
+                        } => {
                             let path = match JsonPath::parse(&jsonpath) {
                                 Ok(p) => Some(p),
                                 Err(e) => {
-                                    cx.error(&format!("{base}/jsonpath"), format!("bad JSONPath: {e}"));
+                                    cx.error(
+                                        &format!("{base}/jsonpath"),
+                                        format!("bad JSONPath: {e}"),
+                                    );
                                     None
                                 }
                             };
@@ -115,7 +122,10 @@ impl AgentType for Transform {
                             let re = match Regex::new(&regex) {
                                 Ok(r) => Some(r),
                                 Err(e) => {
-                                    cx.error(&format!("{base}/regex"), format!("bad regular expression: {e}"));
+                                    cx.error(
+                                        &format!("{base}/regex"),
+                                        format!("bad regular expression: {e}"),
+                                    );
                                     None
                                 }
                             };
@@ -178,12 +188,18 @@ fn regex_extract(regex: &Regex, text: &str) -> Value {
     if !names.is_empty() {
         let mut m = Map::new();
         for name in names {
-            let v = caps.name(name).map_or(Value::Null, |c| Value::String(c.as_str().to_string()));
+            let v = caps
+                .name(name)
+                .map_or(Value::Null, |c| Value::String(c.as_str().to_string()));
             m.insert(name.to_string(), v);
         }
         return Value::Object(m);
     }
-    let group = if regex.captures_len() > 1 { caps.get(1) } else { caps.get(0) };
+    let group = if regex.captures_len() > 1 {
+        caps.get(1)
+    } else {
+        caps.get(0)
+    };
     group.map_or(Value::Null, |g| Value::String(g.as_str().to_string()))
 }
 
@@ -195,7 +211,10 @@ mod tests {
     #[test]
     fn regex_extraction_shapes() {
         let named = Regex::new(r"deploy (?P<app>\w+) to (?P<env>\w+)").unwrap();
-        assert_eq!(regex_extract(&named, "deploy web to qa"), json!({"app": "web", "env": "qa"}));
+        assert_eq!(
+            regex_extract(&named, "deploy web to qa"),
+            json!({"app": "web", "env": "qa"})
+        );
         let group = Regex::new(r"id=(\d+)").unwrap();
         assert_eq!(regex_extract(&group, "x id=42 y"), json!("42"));
         let whole = Regex::new(r"\d+").unwrap();

@@ -117,20 +117,33 @@ impl AgentType for Trigger {
                     cx.error(&base, format!("rule {i} needs `expected` for its `op`"));
                     Expected::None
                 }
-                (Op::Regex, Some(Value::String(re))) if !re.contains("{{") => match Regex::new(&re) {
+                (Op::Regex, Some(Value::String(re))) if !re.contains("{{") => match Regex::new(&re)
+                {
                     Ok(re) => Expected::Regex(re),
                     Err(e) => {
-                        cx.error(&format!("{base}/expected"), format!("bad regular expression: {e}"));
+                        cx.error(
+                            &format!("{base}/expected"),
+                            format!("bad regular expression: {e}"),
+                        );
                         Expected::None
                     }
                 },
-                (_, Some(v)) => cx.value(&format!("{base}/expected"), &v).map_or(Expected::None, Expected::Value),
+                (_, Some(v)) => cx
+                    .value(&format!("{base}/expected"), &v)
+                    .map_or(Expected::None, Expected::Value),
             };
             if let Some(value) = value {
-                rules.push(Rule { value, op: r.op, expected });
+                rules.push(Rule {
+                    value,
+                    op: r.op,
+                    expected,
+                });
             }
         }
-        cx.finish_with(Trigger { rules, match_mode: o.match_mode })
+        cx.finish_with(Trigger {
+            rules,
+            match_mode: o.match_mode,
+        })
     }
 }
 
@@ -193,8 +206,12 @@ pub fn compare(value: &Value, op: Op, expected: &Value) -> Result<bool, AgentErr
         Op::Contains => contains(value, expected),
         Op::Exists => !value.is_null(),
         Op::Regex => {
-            let pattern = expected.as_str().ok_or_else(|| AgentError::permanent("rule", "`regex` needs a string pattern"))?;
-            let re = Regex::new(pattern).map_err(|e| AgentError::permanent("rule", format!("bad regular expression: {e}")))?;
+            let pattern = expected
+                .as_str()
+                .ok_or_else(|| AgentError::permanent("rule", "`regex` needs a string pattern"))?;
+            let re = Regex::new(pattern).map_err(|e| {
+                AgentError::permanent("rule", format!("bad regular expression: {e}"))
+            })?;
             value.as_str().is_some_and(|s| re.is_match(s))
         }
     })
@@ -236,7 +253,12 @@ mod tests {
             (json!("qa"), Op::In, json!(["qa", "prod"]), true),
             (json!("dev"), Op::In, json!(["qa", "prod"]), false),
             (json!(["a", "b"]), Op::Contains, json!("b"), true),
-            (json!("feature-no-infra"), Op::Contains, json!("-no-infra"), true),
+            (
+                json!("feature-no-infra"),
+                Op::Contains,
+                json!("-no-infra"),
+                true,
+            ),
             (json!({"k": 1}), Op::Contains, json!("k"), true),
             (json!("main"), Op::Regex, json!("^ma"), true),
             (json!(null), Op::Exists, json!(null), false),

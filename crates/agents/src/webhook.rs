@@ -234,7 +234,11 @@ impl AgentType for Webhook {
             if METHODS.contains(&upper.as_str()) {
                 methods.push(upper);
             } else {
-                cx.error_with_hint(&format!("/methods/{i}"), format!("unknown HTTP method `{m}`"), format!("use one of {}", METHODS.join(", ")));
+                cx.error_with_hint(
+                    &format!("/methods/{i}"),
+                    format!("unknown HTTP method `{m}`"),
+                    format!("use one of {}", METHODS.join(", ")),
+                );
             }
         }
         if methods.is_empty() && o.methods.is_empty() {
@@ -242,23 +246,41 @@ impl AgentType for Webhook {
         }
         let auth = o.auth.as_ref().map(|a| match a {
             WebhookAuthOptions::None(_) => WebhookAuth::None,
-            WebhookAuthOptions::Scheme(AuthScheme::Token { header, secret }) => WebhookAuth::Token {
-                header: header.to_ascii_lowercase(),
-                secret: cx.template("/auth/secret", secret).unwrap_or_else(|| placeholder(cx)),
-            },
-            WebhookAuthOptions::Scheme(AuthScheme::Hmac { header, algorithm, prefix, secret }) => {
+            WebhookAuthOptions::Scheme(AuthScheme::Token { header, secret }) => {
+                WebhookAuth::Token {
+                    header: header.to_ascii_lowercase(),
+                    secret: cx
+                        .template("/auth/secret", secret)
+                        .unwrap_or_else(|| placeholder(cx)),
+                }
+            }
+            WebhookAuthOptions::Scheme(AuthScheme::Hmac {
+                header,
+                algorithm,
+                prefix,
+                secret,
+            }) => {
                 if algorithm != "sha256" {
-                    cx.error("/auth/algorithm", format!("unsupported HMAC algorithm `{algorithm}`: only sha256"));
+                    cx.error(
+                        "/auth/algorithm",
+                        format!("unsupported HMAC algorithm `{algorithm}`: only sha256"),
+                    );
                 }
                 WebhookAuth::Hmac {
                     header: header.to_ascii_lowercase(),
                     prefix: prefix.clone(),
-                    secret: cx.template("/auth/secret", secret).unwrap_or_else(|| placeholder(cx)),
+                    secret: cx
+                        .template("/auth/secret", secret)
+                        .unwrap_or_else(|| placeholder(cx)),
                 }
             }
-            WebhookAuthOptions::Scheme(AuthScheme::StandardWebhooks { secret }) => WebhookAuth::StandardWebhooks {
-                secret: cx.template("/auth/secret", secret).unwrap_or_else(|| placeholder(cx)),
-            },
+            WebhookAuthOptions::Scheme(AuthScheme::StandardWebhooks { secret }) => {
+                WebhookAuth::StandardWebhooks {
+                    secret: cx
+                        .template("/auth/secret", secret)
+                        .unwrap_or_else(|| placeholder(cx)),
+                }
+            }
         });
         if o.auth.is_none() {
             cx.warn(
@@ -269,7 +291,10 @@ impl AgentType for Webhook {
         }
         let response = o.response.map(|r| {
             if !(100..=599).contains(&r.status) {
-                cx.error("/response/status", format!("{} is not an HTTP status", r.status));
+                cx.error(
+                    "/response/status",
+                    format!("{} is not an HTTP status", r.status),
+                );
             }
             WebhookResponse {
                 status: r.status,
@@ -277,7 +302,10 @@ impl AgentType for Webhook {
                 headers: r
                     .headers
                     .iter()
-                    .filter_map(|(k, v)| cx.template(&format!("/response/headers/{k}"), v).map(|t| (k.clone(), t)))
+                    .filter_map(|(k, v)| {
+                        cx.template(&format!("/response/headers/{k}"), v)
+                            .map(|t| (k.clone(), t))
+                    })
                     .collect(),
             }
         });
@@ -295,7 +323,8 @@ impl AgentType for Webhook {
 
 fn placeholder(cx: &mut BuildContext<'_>) -> Template {
     // Only reached when an error was recorded: the agent is never built.
-    cx.template("", "").expect("an empty template always compiles")
+    cx.template("", "")
+        .expect("an empty template always compiles")
 }
 
 #[async_trait]

@@ -17,13 +17,20 @@ impl Client {
         Ok(Client {
             base: url.trim_end_matches('/').to_string(),
             token: token.map(str::to_string),
-            http: reqwest::Client::builder().build().context("cannot build the HTTP client")?,
+            http: reqwest::Client::builder()
+                .build()
+                .context("cannot build the HTTP client")?,
         })
     }
 
     /// Sends a request to `/api/v1{path}` and returns the JSON answer; an error answer
     /// becomes an error with the server's message.
-    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}/api/v1{}", self.base, path);
         let mut req = self.http.request(method, &url);
         if let Some(t) = &self.token {
@@ -37,8 +44,15 @@ impl Client {
             .await
             .with_context(|| format!("cannot reach the Switchyard server at {} (is `switchyard serve` running? set --url or SWITCHYARD_URL)", self.base))?;
         let status = resp.status();
-        let text = resp.text().await.context("the server's answer could not be read")?;
-        let value: Value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let text = resp
+            .text()
+            .await
+            .context("the server's answer could not be read")?;
+        let value: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         if status.is_success() {
             return Ok(value);
         }

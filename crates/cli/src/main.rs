@@ -14,7 +14,12 @@ use clap::{Parser, Subcommand};
 #[command(name = "switchyard", version, about, propagate_version = true)]
 pub struct Cli {
     /// Server URL for the operator commands.
-    #[arg(long, global = true, env = "SWITCHYARD_URL", default_value = "http://127.0.0.1:8700")]
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHYARD_URL",
+        default_value = "http://127.0.0.1:8700"
+    )]
     url: String,
     /// API token for the operator commands.
     #[arg(long, global = true, env = "SWITCHYARD_TOKEN", hide_env_values = true)]
@@ -66,7 +71,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -88,11 +96,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => commands::serve::run(args).await,
         Command::Validate { paths } => commands::validate::run(&paths, cli.json),
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&switchyard_story::story_schema())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&switchyard_story::story_schema())?
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Trigger { story, agent, data, wait } => {
-            commands::ops::trigger(&client()?, &story, &agent, data.as_deref(), wait, cli.json).await
+        Command::Trigger {
+            story,
+            agent,
+            data,
+            wait,
+        } => {
+            commands::ops::trigger(&client()?, &story, &agent, data.as_deref(), wait, cli.json)
+                .await
         }
         Command::Story(c) => commands::ops::story(&client()?, c, cli.json).await,
         Command::Runs(c) => commands::ops::runs(&client()?, c, cli.json).await,

@@ -75,8 +75,16 @@ impl Catalog {
             let story = Arc::clone(&by_file[&path]);
             if let Some(other) = stories.get(&story.name) {
                 report.diagnostics.push(
-                    Diagnostic::error(&path, switchyard_story::yaml::Position { line: 1, column: 1 }, format!("story name `{}` is already used by {}", story.name, other.file.display()))
-                        .with_hint("story names must be unique across the stories directory"),
+                    Diagnostic::error(
+                        &path,
+                        switchyard_story::yaml::Position { line: 1, column: 1 },
+                        format!(
+                            "story name `{}` is already used by {}",
+                            story.name,
+                            other.file.display()
+                        ),
+                    )
+                    .with_hint("story names must be unique across the stories directory"),
                 );
                 by_file.remove(&path);
                 continue;

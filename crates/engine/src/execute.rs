@@ -23,7 +23,11 @@ impl Engine {
         let mut after = None;
         let mut count = 0usize;
         loop {
-            let page = self.inner.store.queued_jobs(false, after, None, 1000).await?;
+            let page = self
+                .inner
+                .store
+                .queued_jobs(false, after, None, 1000)
+                .await?;
             let Some(last) = page.last() else { break };
             after = Some((last.due_at, last.id));
             for j in page {
@@ -87,32 +91,72 @@ impl Engine {
             .story(&job.story)
             .and_then(|s| s.by_name.get(&*job.agent).map(|&i| (Arc::clone(s), i)))
         else {
-            let message = format!("agent `{}` of story `{}` is no longer loaded", job.agent, job.story);
+            let message = format!(
+                "agent `{}` of story `{}` is no longer loaded",
+                job.agent, job.story
+            );
             return self
-                .finish(&job, None, JobState::Failed, attempt, started_at, Some(message.clone()), Vec::new(), Vec::new(), Some(message))
+                .finish(
+                    &job,
+                    None,
+                    JobState::Failed,
+                    attempt,
+                    started_at,
+                    Some(message.clone()),
+                    Vec::new(),
+                    Vec::new(),
+                    Some(message),
+                )
                 .await;
         };
         let def = &story.agents[index];
         let lineage = match &job.lineage {
             Some(l) => Arc::clone(l),
-            None => match Lineage::from_events(self.inner.store.lineage(job.input_event_id, MAX_LINEAGE).await?) {
+            None => match Lineage::from_events(
+                self.inner
+                    .store
+                    .lineage(job.input_event_id, MAX_LINEAGE)
+                    .await?,
+            ) {
                 Some(l) => l,
                 None => {
                     let message = "the input event is no longer stored".to_string();
                     return self
-                        .finish(&job, None, JobState::Failed, attempt, started_at, Some(message.clone()), Vec::new(), Vec::new(), Some(message))
+                        .finish(
+                            &job,
+                            None,
+                            JobState::Failed,
+                            attempt,
+                            started_at,
+                            Some(message.clone()),
+                            Vec::new(),
+                            Vec::new(),
+                            Some(message),
+                        )
                         .await;
                 }
             },
         };
         let templates = self.job_context(&story, &job, &lineage, started_at);
 
-        let result = self.run_agent(def, &templates, &lineage, &job, attempt).await;
+        let result = self
+            .run_agent(def, &templates, &lineage, &job, attempt)
+            .await;
         let secrets = templates.credentials_used();
         match result {
             Ok(Outcome::Skip) => {
-                self.finish(&job, Some(&lineage), JobState::Skipped, attempt, started_at, None, Vec::new(), Vec::new(), None)
-                    .await
+                self.finish(
+                    &job,
+                    Some(&lineage),
+                    JobState::Skipped,
+                    attempt,
+                    started_at,
+                    None,
+                    Vec::new(),
+                    Vec::new(),
+                    None,
+                )
+                .await
             }
             Ok(Outcome::Emit(mut values)) => {
                 if !secrets.is_empty() {
@@ -120,8 +164,20 @@ impl Engine {
                         redact(v, &secrets);
                     }
                 }
-                let (events, jobs) = self.children(&story, def, &job, values, EventKind::Event, &def.downstream)?;
-                self.finish(&job, Some(&lineage), JobState::Succeeded, attempt, started_at, None, events, jobs, None).await
+                let (events, jobs) =
+                    self.children(&story, def, &job, values, EventKind::Event, &def.downstream)?;
+                self.finish(
+                    &job,
+                    Some(&lineage),
+                    JobState::Succeeded,
+                    attempt,
+                    started_at,
+                    None,
+                    events,
+                    jobs,
+                    None,
+                )
+                .await
             }
             Err(mut e) => {
                 if !secrets.is_empty() {
@@ -129,7 +185,10 @@ impl Engine {
                 }
                 if e.retryable && attempt < def.retry.attempts {
                     let wait = def.retry.backoff_before(attempt + 1, rand::random::<f64>());
-                    let wait = e.retry_after.map_or(wait, |ra| ra.max(wait)).min(Duration::from_secs(24 * 3600));
+                    let wait = e
+                        .retry_after
+                        .map_or(wait, |ra| ra.max(wait))
+                        .min(Duration::from_secs(24 * 3600));
                     let due_at = started_at + chrono::Duration::from_std(wait).unwrap_or_default();
                     tracing::info!(story = %job.story, agent = %job.agent, run_id = %job.run_id, attempt, wait_ms = wait.as_millis() as u64, error = %e.message, "agent failed; will retry");
                     self.inner
@@ -157,10 +216,30 @@ impl Engine {
                     "error": {"kind": e.kind, "message": e.message, "attempts": attempt},
                     "input": input,
                 });
-                let (events, jobs) = self.children(&story, def, &job, vec![payload], EventKind::Error, &def.error_downstream)?;
-                let unhandled = def.error_downstream.is_empty().then(|| format!("{}: {}", def.name, e.message));
-                self.finish(&job, Some(&lineage), JobState::Failed, attempt, started_at, Some(e.message), events, jobs, unhandled)
-                    .await
+                let (events, jobs) = self.children(
+                    &story,
+                    def,
+                    &job,
+                    vec![payload],
+                    EventKind::Error,
+                    &def.error_downstream,
+                )?;
+                let unhandled = def
+                    .error_downstream
+                    .is_empty()
+                    .then(|| format!("{}: {}", def.name, e.message));
+                self.finish(
+                    &job,
+                    Some(&lineage),
+                    JobState::Failed,
+                    attempt,
+                    started_at,
+                    Some(e.message),
+                    events,
+                    jobs,
+                    unhandled,
+                )
+                .await
             }
         }
     }
@@ -187,14 +266,25 @@ impl Engine {
             story: &job.story,
             agent: &job.agent,
         };
-        let limit = def.timeout.map_or(self.inner.config.default_timeout, |t| t.std());
+        let limit = def
+            .timeout
+            .map_or(self.inner.config.default_timeout, |t| t.std());
         match tokio::time::timeout(limit, def.agent.execute(&cx)).await {
             Ok(r) => r,
-            Err(_) => Err(AgentError::transient("timeout", format!("no result within {}", switchyard_types::Duration(limit)))),
+            Err(_) => Err(AgentError::transient(
+                "timeout",
+                format!("no result within {}", switchyard_types::Duration(limit)),
+            )),
         }
     }
 
-    fn job_context(&self, story: &Story, job: &JobMessage, lineage: &Arc<Lineage>, now: Timestamp) -> Context {
+    fn job_context(
+        &self,
+        story: &Story,
+        job: &JobMessage,
+        lineage: &Arc<Lineage>,
+        now: Timestamp,
+    ) -> Context {
         let mut b = self.template_context();
         for link in lineage.iter() {
             if story.by_name.contains_key(&*link.agent) {
@@ -221,7 +311,9 @@ impl Engine {
         let mut events = Vec::with_capacity(values.len());
         let mut jobs = Vec::with_capacity(values.len() * receivers.len());
         for value in values {
-            let json: Arc<str> = serde_json::to_string(&value).map_err(|e| switchyard_store::Error::Corrupt(e.to_string()))?.into();
+            let json: Arc<str> = serde_json::to_string(&value)
+                .map_err(|e| switchyard_store::Error::Corrupt(e.to_string()))?
+                .into();
             let id = EventId::new();
             for &r in receivers {
                 jobs.push(NewJob {
@@ -281,7 +373,9 @@ impl Engine {
         let outcome = match self.inner.store.finish_job(finish).await {
             Err(switchyard_store::Error::TooLarge { size, limit }) => {
                 // Record the failure instead of the oversized output.
-                let message = format!("agent output is {size} bytes, over the event size limit of {limit} bytes");
+                let message = format!(
+                    "agent output is {size} bytes, over the event size limit of {limit} bytes"
+                );
                 let fail = FinishJob {
                     job_id: job.job_id,
                     run_id: job.run_id,
@@ -308,10 +402,16 @@ impl Engine {
         let parent = lineage.cloned();
         let mut links: Vec<(EventId, Arc<Lineage>)> = Vec::with_capacity(new_events.len());
         for (e, payload) in new_events.iter().zip(payloads) {
-            links.push((e.id, Lineage::child(parent.clone(), e.id, Arc::clone(&e.agent), payload)));
+            links.push((
+                e.id,
+                Lineage::child(parent.clone(), e.id, Arc::clone(&e.agent), payload),
+            ));
         }
         for j in jobs {
-            let link = links.iter().find(|(id, _)| *id == j.input_event_id).map(|(_, l)| Arc::clone(l));
+            let link = links
+                .iter()
+                .find(|(id, _)| *id == j.input_event_id)
+                .map(|(_, l)| Arc::clone(l));
             self.inner.queue.push(JobMessage {
                 job_id: j.id,
                 run_id: j.run_id,

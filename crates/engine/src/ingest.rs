@@ -53,7 +53,9 @@ impl Engine {
             return Err(IngestError::Overloaded(depth));
         }
         let def = &story.agents[agent_index];
-        let json: Arc<str> = serde_json::to_string(&payload).map_err(|e| IngestError::Payload(e.to_string()))?.into();
+        let json: Arc<str> = serde_json::to_string(&payload)
+            .map_err(|e| IngestError::Payload(e.to_string()))?
+            .into();
         let now = switchyard_types::now();
         let event_id = EventId::new();
         let run_id = RunId::new();
@@ -98,7 +100,9 @@ impl Engine {
                 })
             }
             Err(switchyard_store::Error::TooLarge { size, limit }) => {
-                return Err(IngestError::TooLarge(format!("the event is {size} bytes, over the limit of {limit} bytes")))
+                return Err(IngestError::TooLarge(format!(
+                    "the event is {size} bytes, over the limit of {limit} bytes"
+                )))
             }
             Err(e) => return Err(IngestError::Store(e)),
         }
@@ -153,15 +157,22 @@ impl Engine {
     /// Re-delivers a stored event to the agents downstream of its emitter (error events to
     /// the agents that listen for its errors). The run becomes `running` again.
     pub async fn replay(&self, event_id: EventId) -> Result<Replayed, ReplayError> {
-        let event = self.inner.store.event(event_id).await?.ok_or(ReplayError::NotFound(event_id))?;
+        let event = self
+            .inner
+            .store
+            .event(event_id)
+            .await?
+            .ok_or(ReplayError::NotFound(event_id))?;
         let catalog = self.catalog();
-        let story = catalog
-            .story(&event.story)
-            .cloned()
-            .ok_or_else(|| ReplayError::Gone(format!("story `{}` is no longer loaded", event.story)))?;
-        let def = story
-            .agent(&event.agent)
-            .ok_or_else(|| ReplayError::Gone(format!("agent `{}` is no longer in story `{}`", event.agent, event.story)))?;
+        let story = catalog.story(&event.story).cloned().ok_or_else(|| {
+            ReplayError::Gone(format!("story `{}` is no longer loaded", event.story))
+        })?;
+        let def = story.agent(&event.agent).ok_or_else(|| {
+            ReplayError::Gone(format!(
+                "agent `{}` is no longer in story `{}`",
+                event.agent, event.story
+            ))
+        })?;
         let receivers = match event.kind {
             EventKind::Event => &def.downstream,
             EventKind::Error => &def.error_downstream,
@@ -197,6 +208,9 @@ impl Engine {
                 deferred: false,
             });
         }
-        Ok(Replayed { run_id: event.run_id, jobs: ids })
+        Ok(Replayed {
+            run_id: event.run_id,
+            jobs: ids,
+        })
     }
 }

@@ -89,7 +89,11 @@ struct Inner {
 impl Engine {
     /// Loads the stories, recovers unfinished work from the store, and starts the workers,
     /// the timer and (if configured) the stories watcher.
-    pub async fn start(config: EngineConfig, store: Arc<dyn Store>, services: Services) -> Result<(Engine, ReloadReport), switchyard_store::Error> {
+    pub async fn start(
+        config: EngineConfig,
+        store: Arc<dyn Store>,
+        services: Services,
+    ) -> Result<(Engine, ReloadReport), switchyard_store::Error> {
         let resources = Arc::new(ResourceCache::default());
         resources.refresh(store.as_ref()).await?;
         let (queue, receiver) = queue::Queue::new();
@@ -111,7 +115,10 @@ impl Engine {
         if config.run_workers {
             engine.recover().await?;
             let e = engine.clone();
-            engine.inner.tasks.spawn(async move { e.run_workers(receiver).await });
+            engine
+                .inner
+                .tasks
+                .spawn(async move { e.run_workers(receiver).await });
             let e = engine.clone();
             engine.inner.tasks.spawn(async move { e.run_timer().await });
         }
@@ -143,7 +150,11 @@ impl Engine {
 
     /// Reloads the stories directory now.
     pub fn reload(&self) -> ReloadReport {
-        let _guard = self.inner.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = self
+            .inner
+            .reload_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let current = self.inner.catalog.load();
         let (next, report) = current.reload(&self.inner.config.stories_dir);
         for d in &report.diagnostics {
@@ -161,15 +172,25 @@ impl Engine {
     }
 
     /// Sets a shared value and makes it visible to templates at once.
-    pub async fn set_resource(&self, name: &str, value: &str) -> Result<(), switchyard_store::Error> {
+    pub async fn set_resource(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> Result<(), switchyard_store::Error> {
         self.inner.store.set_resource(name, value).await?;
-        self.inner.resources.refresh(self.inner.store.as_ref()).await
+        self.inner
+            .resources
+            .refresh(self.inner.store.as_ref())
+            .await
     }
 
     /// Removes a shared value.
     pub async fn delete_resource(&self, name: &str) -> Result<bool, switchyard_store::Error> {
         let existed = self.inner.store.delete_resource(name).await?;
-        self.inner.resources.refresh(self.inner.store.as_ref()).await?;
+        self.inner
+            .resources
+            .refresh(self.inner.store.as_ref())
+            .await?;
         Ok(existed)
     }
 
@@ -185,8 +206,13 @@ impl Engine {
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.cancel.cancel();
         self.inner.tasks.close();
-        if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {
-            tracing::warn!("shutdown grace period over; unfinished jobs will run again at the next start");
+        if tokio::time::timeout(grace, self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "shutdown grace period over; unfinished jobs will run again at the next start"
+            );
         }
     }
 

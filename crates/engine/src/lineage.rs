@@ -19,7 +19,12 @@ pub struct Lineage {
 
 impl Lineage {
     /// A new link on top of `parent`.
-    pub fn child(parent: Option<Arc<Lineage>>, event_id: EventId, agent: Arc<str>, payload: Payload) -> Arc<Lineage> {
+    pub fn child(
+        parent: Option<Arc<Lineage>>,
+        event_id: EventId,
+        agent: Arc<str>,
+        payload: Payload,
+    ) -> Arc<Lineage> {
         Arc::new(Lineage {
             event_id,
             agent,

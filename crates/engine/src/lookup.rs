@@ -17,7 +17,9 @@ impl ResourceCache {
     /// Reads every resource from the store.
     pub async fn refresh(&self, store: &dyn Store) -> Result<(), switchyard_store::Error> {
         let all = store.resources().await?;
-        self.values.store(Arc::new(all.into_iter().map(|r| (r.name, r.value)).collect()));
+        self.values.store(Arc::new(
+            all.into_iter().map(|r| (r.name, r.value)).collect(),
+        ));
         Ok(())
     }
 }

@@ -110,16 +110,26 @@ impl Engine {
     }
 
     async fn poll_deferred(&self) -> Result<(), switchyard_store::Error> {
-        let until = switchyard_types::now() + chrono::Duration::from_std(HORIZON).unwrap_or_default();
+        let until =
+            switchyard_types::now() + chrono::Duration::from_std(HORIZON).unwrap_or_default();
         let start = {
-            let s = self.inner.timer.state.lock().unwrap_or_else(|e| e.into_inner());
+            let s = self
+                .inner
+                .timer
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             s.loaded_until
         };
         let mut after = start;
         let mut loaded = 0usize;
         let mut jobs = Vec::new();
         loop {
-            let page = self.inner.store.queued_jobs(true, after, Some(until), 1000).await?;
+            let page = self
+                .inner
+                .store
+                .queued_jobs(true, after, Some(until), 1000)
+                .await?;
             let full = page.len() == 1000;
             for j in page {
                 after = Some((j.due_at, j.id));
@@ -133,7 +143,12 @@ impl Engine {
                 break;
             }
         }
-        let mut s = self.inner.timer.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self
+            .inner
+            .timer
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         for j in jobs {
             let due = j.due_at;
             s.push(

@@ -26,8 +26,15 @@ pub async fn healthz() -> Json<Value> {
 /// `GET /readyz`: the store (and queue) answer.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.engine.store().ping().await {
-        Ok(()) => Json(json!({"status": "ready", "store": "ok", "queued_jobs": state.engine.queued()})).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "store": e.to_string()}))).into_response(),
+        Ok(()) => {
+            Json(json!({"status": "ready", "store": "ok", "queued_jobs": state.engine.queued()}))
+                .into_response()
+        }
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "store": e.to_string()})),
+        )
+            .into_response(),
     }
 }
 
@@ -59,9 +66,14 @@ pub async fn list_stories(State(state): State<AppState>) -> Json<Value> {
 }
 
 /// `GET /api/v1/stories/{name}`.
-pub async fn show_story(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn show_story(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let catalog = state.engine.catalog();
-    let story = catalog.story(&name).ok_or_else(|| ApiError::not_found(format!("no story named `{name}`")))?;
+    let story = catalog
+        .story(&name)
+        .ok_or_else(|| ApiError::not_found(format!("no story named `{name}`")))?;
     let mut out = story_summary(story);
     out["agents"] = Value::Array(
         story
@@ -90,18 +102,37 @@ pub async fn trigger(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let catalog = state.engine.catalog();
-    let story = catalog.story(&name).cloned().ok_or_else(|| ApiError::not_found(format!("no story named `{name}`")))?;
+    let story = catalog
+        .story(&name)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("no story named `{name}`")))?;
     let index = *story
         .by_name
         .get(agent.as_str())
         .ok_or_else(|| ApiError::not_found(format!("story `{name}` has no agent `{agent}`")))?;
     let Some(Source::Webhook(hook)) = story.agents[index].agent.source() else {
-        return Err(ApiError::bad_request(format!("agent `{agent}` is not a webhook agent; only webhooks can be triggered")));
+        return Err(ApiError::bad_request(format!(
+            "agent `{agent}` is not a webhook agent; only webhooks can be triggered"
+        )));
     };
     let mut json_headers = HeaderMap::new();
-    json_headers.insert(axum::http::header::CONTENT_TYPE, "application/json".parse().map_err(|_| ApiError::bad_request("header"))?);
-    let data = if body.is_empty() { Value::Null } else { parse_body(&json_headers, &body)? };
-    let path = story.webhooks.iter().find(|(_, &i)| i == index).map(|(p, _)| p.clone()).unwrap_or_default();
+    json_headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        "application/json"
+            .parse()
+            .map_err(|_| ApiError::bad_request("header"))?,
+    );
+    let data = if body.is_empty() {
+        Value::Null
+    } else {
+        parse_body(&json_headers, &body)?
+    };
+    let path = story
+        .webhooks
+        .iter()
+        .find(|(_, &i)| i == index)
+        .map(|(p, _)| p.clone())
+        .unwrap_or_default();
     let payload = json!({
         "method": "POST",
         "path": path,
@@ -109,7 +140,11 @@ pub async fn trigger(
         "query": {},
         "body": data,
     });
-    let by = headers.get("x-switchyard-actor").and_then(|v| v.to_str().ok()).unwrap_or("cli").to_string();
+    let by = headers
+        .get("x-switchyard-actor")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("cli")
+        .to_string();
     let mut r = ingest_and_answer(&state, &story, index, hook, payload, None, Some(by)).await?;
     // The CLI wants the ids, not the webhook's custom answer.
     *r.status_mut() = StatusCode::ACCEPTED;
@@ -126,14 +161,24 @@ pub struct RunsQuery {
 }
 
 /// `GET /api/v1/runs`: newest first, keyset-paginated with `before`.
-pub async fn list_runs(State(state): State<AppState>, Query(q): Query<RunsQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn list_runs(
+    State(state): State<AppState>,
+    Query(q): Query<RunsQuery>,
+) -> Result<Json<Value>, ApiError> {
     let status = match q.status.as_deref() {
         None | Some("") => None,
-        Some(s) => Some(RunStatus::parse(s).ok_or_else(|| ApiError::bad_request(format!("unknown status `{s}`: use running, succeeded or failed")))?),
+        Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unknown status `{s}`: use running, succeeded or failed"
+            ))
+        })?),
     };
     let before = match q.before.as_deref() {
         None | Some("") => None,
-        Some(b) => Some(RunId::from_str(b).map_err(|_| ApiError::bad_request(format!("`{b}` is not a run id")))?),
+        Some(b) => Some(
+            RunId::from_str(b)
+                .map_err(|_| ApiError::bad_request(format!("`{b}` is not a run id")))?,
+        ),
     };
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     let runs = state
@@ -146,7 +191,11 @@ pub async fn list_runs(State(state): State<AppState>, Query(q): Query<RunsQuery>
             limit,
         })
         .await?;
-    let next = if runs.len() == limit { runs.last().map(|r| r.id.to_string()) } else { None };
+    let next = if runs.len() == limit {
+        runs.last().map(|r| r.id.to_string())
+    } else {
+        None
+    };
     Ok(Json(json!({"runs": runs, "next_before": next})))
 }
 
@@ -155,10 +204,16 @@ fn parse_id<T: FromStr>(s: &str, what: &str) -> Result<T, ApiError> {
 }
 
 /// `GET /api/v1/runs/{id}`: the run, its events and its jobs.
-pub async fn show_run(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn show_run(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let id: RunId = parse_id(&id, "run")?;
     let store = state.engine.store();
-    let run = store.run(id).await?.ok_or_else(|| ApiError::not_found(format!("run {id} not found")))?;
+    let run = store
+        .run(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("run {id} not found")))?;
     let (events, jobs) = tokio::try_join!(store.run_events(id), store.run_jobs(id))?;
     Ok(Json(json!({"run": run, "events": events, "jobs": jobs})))
 }
@@ -173,25 +228,47 @@ pub struct EventsQuery {
 
 /// `GET /api/v1/events?after=SEQ`: events after a sequence number (for `events tail`).
 /// Without `after`, returns no events and the current last sequence number.
-pub async fn list_events(State(state): State<AppState>, Query(q): Query<EventsQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn list_events(
+    State(state): State<AppState>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Json<Value>, ApiError> {
     let store = state.engine.store();
     let Some(after) = q.after else {
-        return Ok(Json(json!({"events": [], "last_seq": store.last_event_seq().await?})));
+        return Ok(Json(
+            json!({"events": [], "last_seq": store.last_event_seq().await?}),
+        ));
     };
-    let events = store.events_after(after, q.story.as_deref().filter(|s| !s.is_empty()), q.limit.unwrap_or(100)).await?;
+    let events = store
+        .events_after(
+            after,
+            q.story.as_deref().filter(|s| !s.is_empty()),
+            q.limit.unwrap_or(100),
+        )
+        .await?;
     let last = events.last().map_or(after, |e| e.seq);
     Ok(Json(json!({"events": events, "last_seq": last})))
 }
 
 /// `GET /api/v1/events/{id}`.
-pub async fn show_event(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn show_event(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let id: EventId = parse_id(&id, "event")?;
-    let event = state.engine.store().event(id).await?.ok_or_else(|| ApiError::not_found(format!("event {id} not found")))?;
+    let event = state
+        .engine
+        .store()
+        .event(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("event {id} not found")))?;
     Ok(Json(json!(event)))
 }
 
 /// `POST /api/v1/events/{id}/replay`.
-pub async fn replay_event(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn replay_event(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id: EventId = parse_id(&id, "event")?;
     match state.engine.replay(id).await {
         Ok(r) => Ok((StatusCode::ACCEPTED, Json(json!(r))).into_response()),
@@ -203,13 +280,21 @@ pub async fn replay_event(State(state): State<AppState>, Path(id): Path<String>)
 
 /// `GET /api/v1/resources`.
 pub async fn list_resources(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"resources": state.engine.store().resources().await?})))
+    Ok(Json(
+        json!({"resources": state.engine.store().resources().await?}),
+    ))
 }
 
 /// `GET /api/v1/resources/{name}`.
-pub async fn get_resource(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get_resource(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let all = state.engine.store().resources().await?;
-    let r = all.into_iter().find(|r| r.name == name).ok_or_else(|| ApiError::not_found(format!("no resource named `{name}`")))?;
+    let r = all
+        .into_iter()
+        .find(|r| r.name == name)
+        .ok_or_else(|| ApiError::not_found(format!("no resource named `{name}`")))?;
     Ok(Json(json!(r)))
 }
 
@@ -226,14 +311,19 @@ pub async fn set_resource(
     Json(body): Json<SetResource>,
 ) -> Result<StatusCode, ApiError> {
     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        return Err(ApiError::bad_request("resource names hold letters, digits and `_`"));
+        return Err(ApiError::bad_request(
+            "resource names hold letters, digits and `_`",
+        ));
     }
     state.engine.set_resource(&name, &body.value).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `DELETE /api/v1/resources/{name}`.
-pub async fn delete_resource(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete_resource(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
     if state.engine.delete_resource(&name).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -47,8 +47,12 @@ impl ApiError {
 impl From<switchyard_store::Error> for ApiError {
     fn from(e: switchyard_store::Error) -> Self {
         match e {
-            switchyard_store::Error::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string()),
-            switchyard_store::Error::Overloaded => ApiError::unavailable("the store is overloaded; try again"),
+            switchyard_store::Error::TooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+            }
+            switchyard_store::Error::Overloaded => {
+                ApiError::unavailable("the store is overloaded; try again")
+            }
             other => {
                 tracing::error!(error = %other, "store error");
                 ApiError::unavailable("the store is unavailable; try again")
@@ -59,7 +63,11 @@ impl From<switchyard_store::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut r = (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response();
+        let mut r = (
+            self.status,
+            Json(json!({"error": {"code": self.code, "message": self.message}})),
+        )
+            .into_response();
         if let Some(s) = self.retry_after {
             if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
                 r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);

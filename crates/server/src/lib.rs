@@ -32,10 +32,18 @@ pub fn app(state: AppState) -> Router {
         .route("/events/{id}", get(api::show_event))
         .route("/events/{id}/replay", post(api::replay_event))
         .route("/resources", get(api::list_resources))
-        .route("/resources/{name}", put(api::set_resource).get(api::get_resource).delete(api::delete_resource))
+        .route(
+            "/resources/{name}",
+            put(api::set_resource)
+                .get(api::get_resource)
+                .delete(api::delete_resource),
+        )
         .fallback(api::not_found);
     Router::new()
-        .route("/webhook/{story}/{*path}", any(webhook::receive).layer(DefaultBodyLimit::disable()))
+        .route(
+            "/webhook/{story}/{*path}",
+            any(webhook::receive).layer(DefaultBodyLimit::disable()),
+        )
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .nest("/api/v1", api)

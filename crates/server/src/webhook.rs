@@ -27,12 +27,13 @@ pub async fn receive(
         .story(&story_name)
         .cloned()
         .ok_or_else(|| ApiError::not_found(format!("no story named `{story_name}`")))?;
-    let index = *story
-        .webhooks
-        .get(&path)
-        .ok_or_else(|| ApiError::not_found(format!("story `{story_name}` has no webhook at `{path}`")))?;
+    let index = *story.webhooks.get(&path).ok_or_else(|| {
+        ApiError::not_found(format!("story `{story_name}` has no webhook at `{path}`"))
+    })?;
     let Some(Source::Webhook(hook)) = story.agents[index].agent.source() else {
-        return Err(ApiError::not_found(format!("story `{story_name}` has no webhook at `{path}`")));
+        return Err(ApiError::not_found(format!(
+            "story `{story_name}` has no webhook at `{path}`"
+        )));
     };
 
     let (parts, body) = request.into_parts();
@@ -53,7 +54,10 @@ pub async fn receive(
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
-            format!("the body is larger than this webhook's limit of {} bytes", hook.max_body),
+            format!(
+                "the body is larger than this webhook's limit of {} bytes",
+                hook.max_body
+            ),
         )
     };
     if parts
@@ -65,14 +69,20 @@ pub async fn receive(
     {
         return Err(too_large());
     }
-    let raw = axum::body::to_bytes(body, hook.max_body).await.map_err(|_| too_large())?;
+    let raw = axum::body::to_bytes(body, hook.max_body)
+        .await
+        .map_err(|_| too_large())?;
 
     if let Some(auth) = &hook.auth {
         let cx = state.engine.template_context().build();
         let now = switchyard_types::now().timestamp();
         if let Err(e) = webhook_auth::verify(auth, &parts.headers, &raw, &cx, now) {
             tracing::warn!(story = %story.name, path = %path, reason = %e, "webhook authentication failed");
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "authentication failed"));
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "authentication failed",
+            ));
         }
     }
 
@@ -85,7 +95,16 @@ pub async fn receive(
         "query": query_json(parts.uri.query()),
         "body": body,
     });
-    ingest_and_answer(&state, &story, index, hook, payload, idempotency_key, Some("webhook".into())).await
+    ingest_and_answer(
+        &state,
+        &story,
+        index,
+        hook,
+        payload,
+        idempotency_key,
+        Some("webhook".into()),
+    )
+    .await
 }
 
 /// Stores the event and builds the webhook's answer.
@@ -99,13 +118,21 @@ pub async fn ingest_and_answer(
     started_by: Option<String>,
 ) -> Result<Response, ApiError> {
     let response_payload = hook.response.as_ref().map(|_| payload.clone());
-    let ingested = match state.engine.ingest(story, index, payload, idempotency_key, started_by).await {
+    let ingested = match state
+        .engine
+        .ingest(story, index, payload, idempotency_key, started_by)
+        .await
+    {
         Ok(i) => i,
         Err(IngestError::Overloaded(n)) => {
             tracing::warn!(story = %story.name, queued = n, "refusing webhook: too many jobs waiting");
-            return Err(ApiError::unavailable("the server is overloaded; try again shortly"));
+            return Err(ApiError::unavailable(
+                "the server is overloaded; try again shortly",
+            ));
         }
-        Err(IngestError::TooLarge(m)) => return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m)),
+        Err(IngestError::TooLarge(m)) => {
+            return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m))
+        }
         Err(IngestError::Payload(m)) => return Err(ApiError::bad_request(m)),
         Err(IngestError::Store(e)) => return Err(e.into()),
     };
@@ -113,7 +140,8 @@ pub async fn ingest_and_answer(
     let (Some(response), Some(event)) = (&hook.response, response_payload) else {
         let mut r = (StatusCode::ACCEPTED, Json(ids)).into_response();
         if ingested.duplicate {
-            r.headers_mut().insert("x-switchyard-duplicate", HeaderValue::from_static("true"));
+            r.headers_mut()
+                .insert("x-switchyard-duplicate", HeaderValue::from_static("true"));
         }
         return Ok(r);
     };
@@ -123,7 +151,11 @@ pub async fn ingest_and_answer(
         .template_context()
         .agent(&story.agents[index].name, Arc::clone(&event))
         .event(event)
-        .run(&ingested.run_id.to_string(), &story.name, switchyard_types::now())
+        .run(
+            &ingested.run_id.to_string(),
+            &story.name,
+            switchyard_types::now(),
+        )
         .build();
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::ACCEPTED);
     let mut r = match &response.body {
@@ -141,7 +173,10 @@ pub async fn ingest_and_answer(
     for (name, value) in &response.headers {
         if let (Ok(n), Ok(v)) = (
             header::HeaderName::from_bytes(name.as_bytes()),
-            value.render_string(&cx).map_err(|_| ()).and_then(|s| HeaderValue::from_str(&s).map_err(|_| ())),
+            value
+                .render_string(&cx)
+                .map_err(|_| ())
+                .and_then(|s| HeaderValue::from_str(&s).map_err(|_| ())),
         ) {
             r.headers_mut().insert(n, v);
         }
@@ -157,7 +192,10 @@ fn idempotency_key(hook: &Webhook, headers: &HeaderMap) -> Option<String> {
         (None, Some(WebhookAuth::StandardWebhooks { .. })) => "webhook-id",
         _ => return None,
     };
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// Parses the body by its declared content type only: JSON, form, else text.
@@ -175,7 +213,8 @@ pub fn parse_body(headers: &HeaderMap, raw: &[u8]) -> Result<Value, ApiError> {
         if raw.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
-        return serde_json::from_slice(raw).map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")));
+        return serde_json::from_slice(raw)
+            .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")));
     }
     if content_type == "application/x-www-form-urlencoded" {
         let mut map = Map::new();
@@ -226,4 +265,3 @@ pub fn query_json(query: Option<&str>) -> Value {
     }
     Value::Object(map)
 }
-

@@ -38,11 +38,22 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, AuthError> 
 }
 
 /// Checks a request against the webhook's `auth`. `now` is Unix seconds.
-pub fn verify(auth: &WebhookAuth, headers: &HeaderMap, body: &[u8], cx: &Context, now: i64) -> Result<(), AuthError> {
+pub fn verify(
+    auth: &WebhookAuth,
+    headers: &HeaderMap,
+    body: &[u8],
+    cx: &Context,
+    now: i64,
+) -> Result<(), AuthError> {
     match auth {
         WebhookAuth::None => Ok(()),
-        WebhookAuth::Token { header: name, secret } => {
-            let expected = secret.render_string(cx).map_err(|e| AuthError::Secret(e.to_string()))?;
+        WebhookAuth::Token {
+            header: name,
+            secret,
+        } => {
+            let expected = secret
+                .render_string(cx)
+                .map_err(|e| AuthError::Secret(e.to_string()))?;
             let got = header(headers, name)?;
             let got = got.strip_prefix("Bearer ").unwrap_or(got);
             if !expected.is_empty() && bool::from(got.as_bytes().ct_eq(expected.as_bytes())) {
@@ -51,17 +62,28 @@ pub fn verify(auth: &WebhookAuth, headers: &HeaderMap, body: &[u8], cx: &Context
                 Err(AuthError::Mismatch)
             }
         }
-        WebhookAuth::Hmac { header: name, prefix, secret } => {
-            let key = secret.render_string(cx).map_err(|e| AuthError::Secret(e.to_string()))?;
+        WebhookAuth::Hmac {
+            header: name,
+            prefix,
+            secret,
+        } => {
+            let key = secret
+                .render_string(cx)
+                .map_err(|e| AuthError::Secret(e.to_string()))?;
             let got = header(headers, name)?;
-            let hex_sig = got.strip_prefix(prefix.as_str()).ok_or(AuthError::Mismatch)?;
+            let hex_sig = got
+                .strip_prefix(prefix.as_str())
+                .ok_or(AuthError::Mismatch)?;
             let sig = hex::decode(hex_sig.trim()).map_err(|_| AuthError::Mismatch)?;
-            let mut mac = HmacSha256::new_from_slice(key.as_bytes()).map_err(|_| AuthError::Mismatch)?;
+            let mut mac =
+                HmacSha256::new_from_slice(key.as_bytes()).map_err(|_| AuthError::Mismatch)?;
             mac.update(body);
             mac.verify_slice(&sig).map_err(|_| AuthError::Mismatch)
         }
         WebhookAuth::StandardWebhooks { secret } => {
-            let secret = secret.render_string(cx).map_err(|e| AuthError::Secret(e.to_string()))?;
+            let secret = secret
+                .render_string(cx)
+                .map_err(|e| AuthError::Secret(e.to_string()))?;
             standard_webhooks(&secret, headers, body, now)
         }
     }
@@ -69,7 +91,12 @@ pub fn verify(auth: &WebhookAuth, headers: &HeaderMap, body: &[u8], cx: &Context
 
 /// The Standard Webhooks scheme: `v1,` base64 HMAC-SHA256 of `id.timestamp.body` with the
 /// base64 key after `whsec_`; several space-separated signatures may be given.
-pub fn standard_webhooks(secret: &str, headers: &HeaderMap, body: &[u8], now: i64) -> Result<(), AuthError> {
+pub fn standard_webhooks(
+    secret: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: i64,
+) -> Result<(), AuthError> {
     let id = header(headers, "webhook-id")?;
     let ts = header(headers, "webhook-timestamp")?;
     let sigs = header(headers, "webhook-signature")?;
@@ -89,7 +116,9 @@ pub fn standard_webhooks(secret: &str, headers: &HeaderMap, body: &[u8], now: i6
     mac.update(body);
     let expected = mac.finalize().into_bytes();
     for candidate in sigs.split(' ') {
-        let Some(sig) = candidate.strip_prefix("v1,") else { continue };
+        let Some(sig) = candidate.strip_prefix("v1,") else {
+            continue;
+        };
         if let Ok(sig) = base64::engine::general_purpose::STANDARD.decode(sig) {
             if bool::from(sig.as_slice().ct_eq(expected.as_slice())) {
                 return Ok(());
@@ -121,23 +150,54 @@ mod tests {
 
     #[test]
     fn standard_webhooks_reference_vector() {
-        let h = headers(&[("webhook-id", ID), ("webhook-timestamp", TS), ("webhook-signature", SIG)]);
+        let h = headers(&[
+            ("webhook-id", ID),
+            ("webhook-timestamp", TS),
+            ("webhook-signature", SIG),
+        ]);
         standard_webhooks(SECRET, &h, BODY, 1614265330).unwrap();
         // Several signatures: one valid is enough.
         let multi = format!("v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= {SIG}");
-        let h = headers(&[("webhook-id", ID), ("webhook-timestamp", TS), ("webhook-signature", &multi)]);
+        let h = headers(&[
+            ("webhook-id", ID),
+            ("webhook-timestamp", TS),
+            ("webhook-signature", &multi),
+        ]);
         standard_webhooks(SECRET, &h, BODY, 1614265330).unwrap();
     }
 
     #[test]
     fn standard_webhooks_refuses_tampering_and_stale_timestamps() {
-        let h = headers(&[("webhook-id", ID), ("webhook-timestamp", TS), ("webhook-signature", SIG)]);
-        assert!(matches!(standard_webhooks(SECRET, &h, br#"{"test": 2432232315}"#, 1614265330), Err(AuthError::Mismatch)));
-        assert!(matches!(standard_webhooks(SECRET, &h, BODY, 1614265330 + 301), Err(AuthError::Stale)));
-        assert!(matches!(standard_webhooks(SECRET, &h, BODY, 1614265330 - 301), Err(AuthError::Stale)));
-        let other_id = headers(&[("webhook-id", "msg_other"), ("webhook-timestamp", TS), ("webhook-signature", SIG)]);
-        assert!(matches!(standard_webhooks(SECRET, &other_id, BODY, 1614265330), Err(AuthError::Mismatch)));
+        let h = headers(&[
+            ("webhook-id", ID),
+            ("webhook-timestamp", TS),
+            ("webhook-signature", SIG),
+        ]);
+        assert!(matches!(
+            standard_webhooks(SECRET, &h, br#"{"test": 2432232315}"#, 1614265330),
+            Err(AuthError::Mismatch)
+        ));
+        assert!(matches!(
+            standard_webhooks(SECRET, &h, BODY, 1614265330 + 301),
+            Err(AuthError::Stale)
+        ));
+        assert!(matches!(
+            standard_webhooks(SECRET, &h, BODY, 1614265330 - 301),
+            Err(AuthError::Stale)
+        ));
+        let other_id = headers(&[
+            ("webhook-id", "msg_other"),
+            ("webhook-timestamp", TS),
+            ("webhook-signature", SIG),
+        ]);
+        assert!(matches!(
+            standard_webhooks(SECRET, &other_id, BODY, 1614265330),
+            Err(AuthError::Mismatch)
+        ));
         let missing = headers(&[("webhook-id", ID), ("webhook-timestamp", TS)]);
-        assert!(matches!(standard_webhooks(SECRET, &missing, BODY, 1614265330), Err(AuthError::MissingHeader(_))));
+        assert!(matches!(
+            standard_webhooks(SECRET, &missing, BODY, 1614265330),
+            Err(AuthError::MissingHeader(_))
+        ));
     }
 }

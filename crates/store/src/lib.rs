@@ -237,7 +237,8 @@ pub trait Store: Send + Sync + 'static {
     /// A run's jobs in creation order.
     async fn run_jobs(&self, id: RunId) -> Result<Vec<Job>>;
     /// Events stored after `seq`, oldest first.
-    async fn events_after(&self, seq: i64, story: Option<&str>, limit: usize) -> Result<Vec<Event>>;
+    async fn events_after(&self, seq: i64, story: Option<&str>, limit: usize)
+        -> Result<Vec<Event>>;
     /// The highest event sequence number (0 when empty).
     async fn last_event_seq(&self) -> Result<i64>;
     /// Queued jobs, ordered by (due time, id), after the keyset position `after` and due by

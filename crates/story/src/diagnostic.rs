@@ -98,6 +98,9 @@ mod tests {
     fn displays_as_file_line_col() {
         let d = Diagnostic::error("stories/a.yaml", Position { line: 3, column: 5 }, "bad")
             .with_hint("do this");
-        assert_eq!(d.to_string(), "stories/a.yaml:3:5: error: bad\n  hint: do this");
+        assert_eq!(
+            d.to_string(),
+            "stories/a.yaml:3:5: error: bad\n  hint: do this"
+        );
     }
 }

@@ -77,7 +77,11 @@ pub fn load_file(path: &Path) -> Loaded {
         Ok(text) => load_str(path, &text),
         Err(e) => Loaded {
             story: None,
-            diagnostics: vec![Diagnostic::error(path, yaml::Position { line: 1, column: 1 }, format!("cannot read the file: {e}"))],
+            diagnostics: vec![Diagnostic::error(
+                path,
+                yaml::Position { line: 1, column: 1 },
+                format!("cannot read the file: {e}"),
+            )],
         },
     }
 }
@@ -95,8 +99,16 @@ pub fn load_dir(dir: &Path) -> (Vec<Story>, Vec<Diagnostic>) {
         if let Some(story) = loaded.story {
             if let Some(first) = stories.iter().find(|s| s.name == story.name) {
                 diagnostics.push(
-                    Diagnostic::error(&path, yaml::Position { line: 1, column: 1 }, format!("story name `{}` is already used by {}", story.name, first.file.display()))
-                        .with_hint("story names must be unique across the stories directory"),
+                    Diagnostic::error(
+                        &path,
+                        yaml::Position { line: 1, column: 1 },
+                        format!(
+                            "story name `{}` is already used by {}",
+                            story.name,
+                            first.file.display()
+                        ),
+                    )
+                    .with_hint("story names must be unique across the stories directory"),
                 );
                 continue;
             }
@@ -119,7 +131,10 @@ pub fn story_files(dir: &Path) -> Vec<PathBuf> {
             continue;
         }
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if (name.ends_with(".yaml") || name.ends_with(".yml")) && !name.contains(".test.") && !name.starts_with('.') {
+        if (name.ends_with(".yaml") || name.ends_with(".yml"))
+            && !name.contains(".test.")
+            && !name.starts_with('.')
+        {
             out.push(path);
         }
     }
@@ -127,7 +142,9 @@ pub fn story_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn is_story_name(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 fn is_agent_name(s: &str) -> bool {
@@ -138,19 +155,32 @@ fn is_agent_name(s: &str) -> bool {
 
 fn build_story(cx: &mut Ctx<'_>, doc: Value, source: &str) -> Option<Story> {
     let Value::Object(top) = doc else {
-        cx.error_at("", "a story file must be a mapping with `name` and `agents`", Some("start with `name: my-story` and `agents:`".into()));
+        cx.error_at(
+            "",
+            "a story file must be a mapping with `name` and `agents`",
+            Some("start with `name: my-story` and `agents:`".into()),
+        );
         return None;
     };
     for key in top.keys() {
         if !STORY_KEYS.contains(&key.as_str()) {
-            let hint = best_match(key, STORY_KEYS.iter().copied()).map(|s| format!("did you mean `{s}`?"));
-            cx.key_error(&format!("/{key}"), format!("unknown story field `{key}`"), hint.or_else(|| Some("a story has `name`, `description` and `agents`".into())));
+            let hint =
+                best_match(key, STORY_KEYS.iter().copied()).map(|s| format!("did you mean `{s}`?"));
+            cx.key_error(
+                &format!("/{key}"),
+                format!("unknown story field `{key}`"),
+                hint.or_else(|| Some("a story has `name`, `description` and `agents`".into())),
+            );
         }
     }
     let name = match top.get("name") {
         Some(Value::String(n)) if is_story_name(n) => Some(n.clone()),
         Some(Value::String(n)) => {
-            cx.error_at("/name", format!("story name `{n}` may only hold lower-case letters, digits and `-`"), None);
+            cx.error_at(
+                "/name",
+                format!("story name `{n}` may only hold lower-case letters, digits and `-`"),
+                None,
+            );
             None
         }
         Some(_) => {
@@ -158,7 +188,11 @@ fn build_story(cx: &mut Ctx<'_>, doc: Value, source: &str) -> Option<Story> {
             None
         }
         None => {
-            cx.error_at("", "the story has no `name`", Some("add `name: my-story`".into()));
+            cx.error_at(
+                "",
+                "the story has no `name`",
+                Some("add `name: my-story`".into()),
+            );
             None
         }
     };
@@ -177,7 +211,11 @@ fn build_story(cx: &mut Ctx<'_>, doc: Value, source: &str) -> Option<Story> {
             return None;
         }
         None => {
-            cx.error_at("", "the story has no `agents`", Some("add `agents:` with at least one agent".into()));
+            cx.error_at(
+                "",
+                "the story has no `agents`",
+                Some("add `agents:` with at least one agent".into()),
+            );
             return None;
         }
     };
@@ -186,51 +224,114 @@ fn build_story(cx: &mut Ctx<'_>, doc: Value, source: &str) -> Option<Story> {
     let mut agents: Vec<AgentDef> = Vec::with_capacity(agent_values.len());
     let mut by_name: HashMap<Arc<str>, usize> = HashMap::new();
     let mut ok = true;
+    // Agents that failed to build still own their name, so references to them are not
+    // reported as unknown; the graph checks below run on the agents that did build.
+    let mut failed_names: Vec<String> = Vec::new();
+    let mut positions: Vec<usize> = Vec::new();
     for (i, value) in agent_values.into_iter().enumerate() {
         let base = format!("/agents/{i}");
+        let raw_name = value
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         match build_agent(cx, &base, value, &mut compiler) {
+            Some(def) if failed_names.iter().any(|n| **n == *def.name) => {
+                cx.error_at(
+                    &format!("{base}/name"),
+                    format!("duplicate agent name `{}`", def.name),
+                    Some("names are unique in a story".into()),
+                );
+                ok = false;
+            }
             Some(def) => {
                 if let Some(&first) = by_name.get(&def.name) {
-                    cx.error_at(&format!("{base}/name"), format!("duplicate agent name `{}`", def.name), Some(format!("agent {} already has this name; names are unique in a story", first + 1)));
+                    cx.error_at(
+                        &format!("{base}/name"),
+                        format!("duplicate agent name `{}`", def.name),
+                        Some(format!(
+                            "agent {} already has this name; names are unique in a story",
+                            positions[first] + 1
+                        )),
+                    );
                     ok = false;
                     continue;
                 }
                 by_name.insert(Arc::clone(&def.name), agents.len());
                 agents.push(def);
+                positions.push(i);
             }
-            None => ok = false,
+            None => {
+                ok = false;
+                if let Some(n) = raw_name {
+                    if by_name.contains_key(n.as_str()) || failed_names.contains(&n) {
+                        cx.error_at(
+                            &format!("{base}/name"),
+                            format!("duplicate agent name `{n}`"),
+                            Some("names are unique in a story".into()),
+                        );
+                    }
+                    failed_names.push(n);
+                }
+            }
         }
     }
     compiler.finish();
-    if !ok {
-        return None;
-    }
 
     // Wire `from` edges.
-    let names: Vec<String> = agents.iter().map(|a| a.name.to_string()).collect();
+    let mut names: Vec<String> = agents
+        .iter()
+        .map(|a| a.name.to_string())
+        .chain(failed_names.iter().cloned())
+        .collect();
+    names.sort();
+    names.dedup();
     let mut edges: Vec<Vec<usize>> = vec![Vec::new(); agents.len()];
     for i in 0..agents.len() {
+        let at = positions[i];
         let is_source = agents[i].agent.source().is_some();
         if is_source && !agents[i].from.is_empty() {
-            cx.error_at(&format!("/agents/{i}/from"), format!("`{}` is a {} agent: it starts runs and cannot take `from`", agents[i].name, agents[i].kind), None);
+            cx.error_at(
+                &format!("/agents/{at}/from"),
+                format!(
+                    "`{}` is a {} agent: it starts runs and cannot take `from`",
+                    agents[i].name, agents[i].kind
+                ),
+                None,
+            );
             ok = false;
         }
         if !is_source && agents[i].from.is_empty() {
             cx.diagnostics.push(
-                Diagnostic::warning(cx.file, cx.spans.value(&format!("/agents/{i}")), format!("agent `{}` has no `from`: it never receives events", agents[i].name))
-                    .with_hint("add `from: UPSTREAM_AGENT`"),
+                Diagnostic::warning(
+                    cx.file,
+                    cx.spans.value(&format!("/agents/{at}")),
+                    format!(
+                        "agent `{}` has no `from`: it never receives events",
+                        agents[i].name
+                    ),
+                )
+                .with_hint("add `from: UPSTREAM_AGENT`"),
             );
         }
         for (j, r) in agents[i].from.clone().iter().enumerate() {
             let ptr = if agents[i].options.get("from").is_some_and(Value::is_array) {
-                format!("/agents/{i}/from/{j}")
+                format!("/agents/{at}/from/{j}")
             } else {
-                format!("/agents/{i}/from")
+                format!("/agents/{at}/from")
             };
             match by_name.get(r.agent.as_str()) {
+                None if failed_names.contains(&r.agent) => {}
                 None => {
-                    let hint = best_match(&r.agent, names.iter().map(String::as_str)).map(|s| format!("did you mean `{s}`?"));
-                    cx.error_at(&ptr, format!("`from` names `{}`, which is not an agent of this story", r.agent), hint.or_else(|| Some(format!("agents here: {}", names.join(", ")))));
+                    let hint = best_match(&r.agent, names.iter().map(String::as_str))
+                        .map(|s| format!("did you mean `{s}`?"));
+                    cx.error_at(
+                        &ptr,
+                        format!(
+                            "`from` names `{}`, which is not an agent of this story",
+                            r.agent
+                        ),
+                        hint.or_else(|| Some(format!("agents here: {}", names.join(", ")))),
+                    );
                     ok = false;
                 }
                 Some(&up) => {
@@ -245,8 +346,12 @@ fn build_story(cx: &mut Ctx<'_>, doc: Value, source: &str) -> Option<Story> {
         }
     }
     if let Some(cycle) = find_cycle(&edges) {
-        let path: Vec<&str> = cycle.iter().chain(cycle.first()).map(|&i| &*agents[i].name).collect();
-        cx.error_at(&format!("/agents/{}/from", cycle[0]), format!("agents form a cycle: {}", path.join(" → ")), Some("events must flow one way; break the loop (a `story` agent can start a new run instead)".into()));
+        let path: Vec<&str> = cycle
+            .iter()
+            .chain(cycle.first())
+            .map(|&i| &*agents[i].name)
+            .collect();
+        cx.error_at(&format!("/agents/{}/from", positions[cycle[0]]), format!("agents form a cycle: {}", path.join(" → ")), Some("events must flow one way; break the loop (a `story` agent can start a new run instead)".into()));
         ok = false;
     }
 
@@ -257,7 +362,14 @@ fn build_story(cx: &mut Ctx<'_>, doc: Value, source: &str) -> Option<Story> {
             let path = w.path.clone().unwrap_or_else(|| a.name.to_string());
             if let Some(&other) = webhooks.get(&path) {
                 let other: usize = other;
-                cx.error_at(&format!("/agents/{i}"), format!("webhook path `{path}` is already used by agent `{}`", agents[other].name), None);
+                cx.error_at(
+                    &format!("/agents/{}", positions[i]),
+                    format!(
+                        "webhook path `{path}` is already used by agent `{}`",
+                        agents[other].name
+                    ),
+                    None,
+                );
                 ok = false;
             } else {
                 webhooks.insert(path, i);
@@ -280,9 +392,18 @@ fn build_story(cx: &mut Ctx<'_>, doc: Value, source: &str) -> Option<Story> {
     })
 }
 
-fn build_agent(cx: &mut Ctx<'_>, base: &str, value: Value, compiler: &mut Compiler) -> Option<AgentDef> {
+fn build_agent(
+    cx: &mut Ctx<'_>,
+    base: &str,
+    value: Value,
+    compiler: &mut Compiler,
+) -> Option<AgentDef> {
     let Value::Object(map) = value else {
-        cx.error_at(base, "an agent must be a mapping with `name` and `type`", None);
+        cx.error_at(
+            base,
+            "an agent must be a mapping with `name` and `type`",
+            None,
+        );
         return None;
     };
     let options = Value::Object(map.clone());
@@ -300,7 +421,11 @@ fn build_agent(cx: &mut Ctx<'_>, base: &str, value: Value, compiler: &mut Compil
             let path = path_pointer(e.path());
             let msg = e.inner().to_string();
             if msg.starts_with("missing field") {
-                cx.error_at(base, format!("agent {msg}"), Some("every agent has `name` and `type`".into()));
+                cx.error_at(
+                    base,
+                    format!("agent {msg}"),
+                    Some("every agent has `name` and `type`".into()),
+                );
             } else {
                 cx.error_at(&format!("{base}{path}"), msg, None);
             }
@@ -313,17 +438,38 @@ fn build_agent(cx: &mut Ctx<'_>, base: &str, value: Value, compiler: &mut Compil
         ok = false;
     }
     if RESERVED_NAMES.contains(&common.name.as_str()) {
-        cx.error_at(&format!("{base}/name"), format!("agent name `{}` would hide the template variable of the same name", common.name), Some(format!("these names are reserved: {}", RESERVED_NAMES.join(", "))));
+        cx.error_at(
+            &format!("{base}/name"),
+            format!(
+                "agent name `{}` would hide the template variable of the same name",
+                common.name
+            ),
+            Some(format!(
+                "these names are reserved: {}",
+                RESERVED_NAMES.join(", ")
+            )),
+        );
         ok = false;
     }
     let mut bcx = BuildContext::new(compiler);
-    let condition = common.condition.as_ref().and_then(|c| bcx.condition("/if", c));
+    let condition = common
+        .condition
+        .as_ref()
+        .and_then(|c| bcx.condition("/if", c));
     let built = registry::build(&common.kind, Value::Object(rest), &mut bcx);
     let problems = bcx.into_problems();
     for p in problems {
         let ptr = format!("{base}{}", p.path);
-        let at = if p.message.starts_with("unknown option") { cx.spans.key(&ptr) } else { cx.spans.value(&ptr) };
-        let mut d = if p.warning { Diagnostic::warning(cx.file, at, p.message) } else { Diagnostic::error(cx.file, at, p.message) };
+        let at = if p.message.starts_with("unknown option") {
+            cx.spans.key(&ptr)
+        } else {
+            cx.spans.value(&ptr)
+        };
+        let mut d = if p.warning {
+            Diagnostic::warning(cx.file, at, p.message)
+        } else {
+            Diagnostic::error(cx.file, at, p.message)
+        };
         d.hint = p.hint;
         cx.diagnostics.push(d);
     }
@@ -332,7 +478,11 @@ fn build_agent(cx: &mut Ctx<'_>, base: &str, value: Value, compiler: &mut Compil
             let hint = best_match(&common.kind, registry::TYPES.iter().copied())
                 .map(|s| format!("did you mean `{s}`?"))
                 .unwrap_or_else(|| format!("known types: {}", registry::TYPES.join(", ")));
-            cx.error_at(&format!("{base}/type"), format!("unknown agent type `{}`", common.kind), Some(hint));
+            cx.error_at(
+                &format!("{base}/type"),
+                format!("unknown agent type `{}`", common.kind),
+                Some(hint),
+            );
             return None;
         }
         Some(Err(_)) => return None,

@@ -16,7 +16,10 @@ pub fn story_schema() -> Value {
             common = def.clone();
         }
     }
-    let common_props = common.get("properties").cloned().unwrap_or_else(|| json!({}));
+    let common_props = common
+        .get("properties")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
 
     let mut variants = Vec::new();
     for &kind in registry::TYPES {
@@ -52,7 +55,10 @@ pub fn story_schema() -> Value {
 
 fn merge(kind: &str, common_props: &Value, branch: &Value, whole: &Value) -> Value {
     let mut props = common_props.as_object().cloned().unwrap_or_default();
-    props.insert("type".into(), json!({"const": kind, "description": "The agent type."}));
+    props.insert(
+        "type".into(),
+        json!({"const": kind, "description": "The agent type."}),
+    );
     if let Some(p) = branch.get("properties").and_then(Value::as_object) {
         for (k, v) in p {
             props.insert(k.clone(), v.clone());
@@ -69,7 +75,9 @@ fn merge(kind: &str, common_props: &Value, branch: &Value, whole: &Value) -> Val
         "required": required,
         "additionalProperties": false,
     });
-    let description = branch.get("description").or_else(|| whole.get("description"));
+    let description = branch
+        .get("description")
+        .or_else(|| whole.get("description"));
     if let Some(d) = description {
         out["description"] = d.clone();
     }

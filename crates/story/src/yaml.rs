@@ -179,7 +179,10 @@ mod tests {
         assert!(v["agents"][0]["nothing"].is_null());
         assert_eq!(spans.value("/agents/0/n"), Position { line: 4, column: 8 });
         assert_eq!(spans.key("/agents/0/n"), Position { line: 4, column: 5 });
-        assert_eq!(spans.value("/agents/0/n/deeper"), Position { line: 4, column: 8 });
+        assert_eq!(
+            spans.value("/agents/0/n/deeper"),
+            Position { line: 4, column: 8 }
+        );
     }
 
     #[test]

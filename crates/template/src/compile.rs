@@ -527,3 +527,28 @@ impl Condition {
         self.0.source()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::single_expression;
+
+    #[test]
+    fn single_expression_detection() {
+        fn inner(s: &str) -> Option<&str> {
+            single_expression(s).map(|(a, b)| &s[a..b])
+        }
+        assert_eq!(inner("{{ x }}"), Some(" x "));
+        assert_eq!(inner("  {{x}}\n"), Some("x"));
+        assert_eq!(inner("{{- x -}}"), Some(" x "));
+        assert_eq!(inner("{{ '}}' }}"), Some(" '}}' "));
+        assert_eq!(inner(r#"{{ "a\"}}" }}"#), Some(r#" "a\"}}" "#));
+        assert_eq!(inner("{{ -x }}"), Some(" -x "));
+        assert_eq!(inner("{{ x }}{{ y }}"), None);
+        assert_eq!(inner("{{ x }} y"), None);
+        assert_eq!(inner("a {{ x }}"), None);
+        assert_eq!(inner("{{ x {# c #} }}"), None);
+        assert_eq!(inner("{% if x %}{{ x }}{% endif %}"), None);
+        assert_eq!(inner("{{}}"), Some(""));
+        assert_eq!(inner("{{ x"), None);
+    }
+}

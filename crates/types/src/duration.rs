@@ -60,10 +60,7 @@ impl Duration {
                 .parse()
                 .map_err(|_| err("the number is too large"))?;
             rest = &rest[digits..];
-            let unit_len = rest
-                .bytes()
-                .take_while(|b| b.is_ascii_alphabetic())
-                .count();
+            let unit_len = rest.bytes().take_while(|b| b.is_ascii_alphabetic()).count();
             let unit_ms: u128 = match &rest[..unit_len] {
                 "ms" => 1,
                 "s" => 1_000,
@@ -163,7 +160,11 @@ mod tests {
             ("0", 0),
         ];
         for (input, ms) in cases {
-            assert_eq!(Duration::parse(input), Ok(Duration::from_millis(ms)), "{input}");
+            assert_eq!(
+                Duration::parse(input),
+                Ok(Duration::from_millis(ms)),
+                "{input}"
+            );
         }
     }
 

@@ -98,19 +98,32 @@ fn print_json(v: &Value) {
 }
 
 /// `switchyard trigger STORY AGENT [--data JSON|@FILE] [--wait]`.
-pub async fn trigger(client: &Client, story: &str, agent: &str, data: Option<&str>, wait: bool, json: bool) -> anyhow::Result<ExitCode> {
+pub async fn trigger(
+    client: &Client,
+    story: &str,
+    agent: &str,
+    data: Option<&str>,
+    wait: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let body: Value = match data {
         None => Value::Null,
         Some(d) => {
             let text = match d.strip_prefix('@') {
-                Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?,
+                Some(path) => {
+                    std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?
+                }
                 None => d.to_string(),
             };
             serde_json::from_str(&text).with_context(|| "--data is not valid JSON")?
         }
     };
     let ids = client
-        .call(Method::POST, &format!("/stories/{}/agents/{}/trigger", enc(story), enc(agent)), Some(body))
+        .call(
+            Method::POST,
+            &format!("/stories/{}/agents/{}/trigger", enc(story), enc(agent)),
+            Some(body),
+        )
         .await?;
     let run_id = text(&ids["run_id"]);
     if !wait {
@@ -133,7 +146,11 @@ pub async fn trigger(client: &Client, story: &str, agent: &str, data: Option<&st
     } else {
         print_run(&detail);
     }
-    Ok(if detail["run"]["status"] == "succeeded" { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if detail["run"]["status"] == "succeeded" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `switchyard story …`.
@@ -150,8 +167,16 @@ pub async fn story(client: &Client, cmd: StoryCommand, json: bool) -> anyhow::Re
                     .unwrap_or_default()
                     .iter()
                     .map(|s| {
-                        let hooks: Vec<String> = s["webhooks"].as_array().map(|a| a.iter().map(|w| text(&w["path"])).collect()).unwrap_or_default();
-                        vec![text(&s["name"]), text(&s["agents"]), hooks.join(" "), text(&s["description"])]
+                        let hooks: Vec<String> = s["webhooks"]
+                            .as_array()
+                            .map(|a| a.iter().map(|w| text(&w["path"])).collect())
+                            .unwrap_or_default();
+                        vec![
+                            text(&s["name"]),
+                            text(&s["agents"]),
+                            hooks.join(" "),
+                            text(&s["description"]),
+                        ]
                     })
                     .collect();
                 table(&["NAME", "AGENTS", "WEBHOOKS", "DESCRIPTION"], &rows);
@@ -173,7 +198,10 @@ pub async fn story(client: &Client, cmd: StoryCommand, json: bool) -> anyhow::Re
                     .unwrap_or_default()
                     .iter()
                     .map(|a| {
-                        let from: Vec<String> = a["from"].as_array().map(|f| f.iter().map(text).collect()).unwrap_or_default();
+                        let from: Vec<String> = a["from"]
+                            .as_array()
+                            .map(|f| f.iter().map(text).collect())
+                            .unwrap_or_default();
                         vec![text(&a["name"]), text(&a["type"]), from.join(", ")]
                     })
                     .collect();
@@ -193,7 +221,12 @@ pub async fn story(client: &Client, cmd: StoryCommand, json: bool) -> anyhow::Re
 /// `switchyard runs …`.
 pub async fn runs(client: &Client, cmd: RunsCommand, json: bool) -> anyhow::Result<ExitCode> {
     match cmd {
-        RunsCommand::List { story, status, limit, before } => {
+        RunsCommand::List {
+            story,
+            status,
+            limit,
+            before,
+        } => {
             let mut q = format!("/runs?limit={limit}");
             if let Some(s) = story {
                 q.push_str(&format!("&story={}", enc(&s)));
@@ -215,11 +248,23 @@ pub async fn runs(client: &Client, cmd: RunsCommand, json: bool) -> anyhow::Resu
                 .unwrap_or_default()
                 .iter()
                 .map(|r| {
-                    let took = duration_ms(&r["started_at"], &r["finished_at"]).map(|ms| format!("{ms} ms")).unwrap_or_default();
-                    vec![text(&r["id"]), text(&r["story"]), text(&r["status"]), time(&r["started_at"]), took, text(&r["error"])]
+                    let took = duration_ms(&r["started_at"], &r["finished_at"])
+                        .map(|ms| format!("{ms} ms"))
+                        .unwrap_or_default();
+                    vec![
+                        text(&r["id"]),
+                        text(&r["story"]),
+                        text(&r["status"]),
+                        time(&r["started_at"]),
+                        took,
+                        text(&r["error"]),
+                    ]
                 })
                 .collect();
-            table(&["RUN", "STORY", "STATUS", "STARTED", "TOOK", "ERROR"], &rows);
+            table(
+                &["RUN", "STORY", "STATUS", "STARTED", "TOOK", "ERROR"],
+                &rows,
+            );
             if let Some(next) = v["next_before"].as_str() {
                 println!("\nmore: switchyard runs list --before {next}");
             }
@@ -239,8 +284,17 @@ pub async fn runs(client: &Client, cmd: RunsCommand, json: bool) -> anyhow::Resu
 /// Prints a run as a tree: each event, the jobs it caused, their events.
 fn print_run(detail: &Value) {
     let run = &detail["run"];
-    let took = duration_ms(&run["started_at"], &run["finished_at"]).map(|ms| format!(", took {ms} ms")).unwrap_or_default();
-    println!("run {}  story {}  {}  started {}{}", text(&run["id"]), text(&run["story"]), text(&run["status"]).to_uppercase(), time(&run["started_at"]), took);
+    let took = duration_ms(&run["started_at"], &run["finished_at"])
+        .map(|ms| format!(", took {ms} ms"))
+        .unwrap_or_default();
+    println!(
+        "run {}  story {}  {}  started {}{}",
+        text(&run["id"]),
+        text(&run["story"]),
+        text(&run["status"]).to_uppercase(),
+        time(&run["started_at"]),
+        took
+    );
     if !run["error"].is_null() {
         println!("error: {}", text(&run["error"]));
     }
@@ -254,23 +308,44 @@ fn print_run(detail: &Value) {
 }
 
 fn print_children(event: &Value, events: &[Value], jobs: &[Value], indent: &str) {
-    let children: Vec<&Value> = jobs.iter().filter(|j| j["input_event_id"] == event["id"]).collect();
+    let children: Vec<&Value> = jobs
+        .iter()
+        .filter(|j| j["input_event_id"] == event["id"])
+        .collect();
     for (i, job) in children.iter().enumerate() {
         let last = i + 1 == children.len();
         let branch = if last { "└─" } else { "├─" };
-        let took = duration_ms(&job["started_at"], &job["finished_at"]).map(|ms| format!(" {ms} ms")).unwrap_or_default();
+        let took = duration_ms(&job["started_at"], &job["finished_at"])
+            .map(|ms| format!(" {ms} ms"))
+            .unwrap_or_default();
         let attempts = job["attempts"].as_u64().unwrap_or(0);
-        let tries = if attempts == 1 { "1 try".to_string() } else { format!("{attempts} tries") };
-        println!("{indent}{branch} {} [{}] {tries}{took}", text(&job["agent"]), text(&job["state"]));
+        let tries = if attempts == 1 {
+            "1 try".to_string()
+        } else {
+            format!("{attempts} tries")
+        };
+        println!(
+            "{indent}{branch} {} [{}] {tries}{took}",
+            text(&job["agent"]),
+            text(&job["state"])
+        );
         let next_indent = format!("{indent}{}", if last { "   " } else { "│  " });
         if let Some(err) = job["error"].as_str() {
             println!("{next_indent}error: {err}");
         }
-        for e in events.iter().filter(|e| e["parent_id"] == event["id"] && e["agent"] == job["agent"]) {
+        for e in events
+            .iter()
+            .filter(|e| e["parent_id"] == event["id"] && e["agent"] == job["agent"])
+        {
             let payload = e["payload"].to_string();
             let short: String = payload.chars().take(100).collect();
             let marker = if e["kind"] == "error" { "✗" } else { "→" };
-            println!("{next_indent}{marker} event {} {}{}", text(&e["id"]), short, if payload.len() > 100 { "…" } else { "" });
+            println!(
+                "{next_indent}{marker} event {} {}{}",
+                text(&e["id"]),
+                short,
+                if payload.len() > 100 { "…" } else { "" }
+            );
             print_children(e, events, jobs, &format!("{next_indent}  "));
         }
     }
@@ -284,12 +359,21 @@ pub async fn events(client: &Client, cmd: EventsCommand, json: bool) -> anyhow::
             if json {
                 print_json(&v);
             } else {
-                println!("event {}  {}.{}  {}  run {}", text(&v["id"]), text(&v["story"]), text(&v["agent"]), time(&v["created_at"]), text(&v["run_id"]));
+                println!(
+                    "event {}  {}.{}  {}  run {}",
+                    text(&v["id"]),
+                    text(&v["story"]),
+                    text(&v["agent"]),
+                    time(&v["created_at"]),
+                    text(&v["run_id"])
+                );
                 println!("{}", pretty(&v["payload"]));
             }
         }
         EventsCommand::Replay { id } => {
-            let v = client.call(Method::POST, &format!("/events/{}/replay", enc(&id)), None).await?;
+            let v = client
+                .call(Method::POST, &format!("/events/{}/replay", enc(&id)), None)
+                .await?;
             if json {
                 print_json(&v);
             } else {
@@ -298,11 +382,15 @@ pub async fn events(client: &Client, cmd: EventsCommand, json: bool) -> anyhow::
             }
         }
         EventsCommand::Tail { story } => {
-            let filter = story.map(|s| format!("&story={}", enc(&s))).unwrap_or_default();
+            let filter = story
+                .map(|s| format!("&story={}", enc(&s)))
+                .unwrap_or_default();
             let start = client.get("/events").await?;
             let mut after = start["last_seq"].as_i64().unwrap_or(0);
             loop {
-                let page = client.get(&format!("/events?after={after}{filter}&limit=500")).await?;
+                let page = client
+                    .get(&format!("/events?after={after}{filter}&limit=500"))
+                    .await?;
                 if let Some(events) = page["events"].as_array() {
                     for e in events {
                         if json {
@@ -310,7 +398,14 @@ pub async fn events(client: &Client, cmd: EventsCommand, json: bool) -> anyhow::
                         } else {
                             let payload = e["payload"].to_string();
                             let short: String = payload.chars().take(120).collect();
-                            println!("{}  {}.{}  run {}  {}", time(&e["created_at"]), text(&e["story"]), text(&e["agent"]), text(&e["run_id"]), short);
+                            println!(
+                                "{}  {}.{}  run {}  {}",
+                                time(&e["created_at"]),
+                                text(&e["story"]),
+                                text(&e["agent"]),
+                                text(&e["run_id"]),
+                                short
+                            );
                         }
                     }
                     if events.is_empty() {
@@ -325,10 +420,20 @@ pub async fn events(client: &Client, cmd: EventsCommand, json: bool) -> anyhow::
 }
 
 /// `switchyard resource …`.
-pub async fn resource(client: &Client, cmd: ResourceCommand, json: bool) -> anyhow::Result<ExitCode> {
+pub async fn resource(
+    client: &Client,
+    cmd: ResourceCommand,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     match cmd {
         ResourceCommand::Set { name, value } => {
-            client.call(Method::PUT, &format!("/resources/{}", enc(&name)), Some(json!({"value": value}))).await?;
+            client
+                .call(
+                    Method::PUT,
+                    &format!("/resources/{}", enc(&name)),
+                    Some(json!({"value": value})),
+                )
+                .await?;
             if json {
                 print_json(&json!({"name": name, "value": value}));
             } else {
@@ -359,7 +464,9 @@ pub async fn resource(client: &Client, cmd: ResourceCommand, json: bool) -> anyh
             }
         }
         ResourceCommand::Delete { name } => {
-            client.call(Method::DELETE, &format!("/resources/{}", enc(&name)), None).await?;
+            client
+                .call(Method::DELETE, &format!("/resources/{}", enc(&name)), None)
+                .await?;
             if !json {
                 println!("resource {name} deleted");
             }

@@ -70,7 +70,9 @@ pub enum LogFormat {
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -84,24 +86,34 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         bail!("the PostgreSQL and RabbitMQ backends are not available in this build yet; run without --database-url/--amqp-url to use the embedded store");
     }
     if !args.stories.is_dir() {
-        bail!("the stories directory {} does not exist (set --stories)", args.stories.display());
+        bail!(
+            "the stories directory {} does not exist (set --stories)",
+            args.stories.display()
+        );
     }
     let mut store_config = SqliteConfig::new(&args.data);
     store_config.durability = match args.sqlite_sync {
         SyncMode::Full => Durability::Full,
         SyncMode::Normal => Durability::Normal,
     };
-    let store = SqliteStore::open(store_config).with_context(|| format!("cannot open the store in {}", args.data.display()))?;
-    let services = Services::new(ServicesConfig::default()).context("cannot build the HTTP client")?;
+    let store = SqliteStore::open(store_config)
+        .with_context(|| format!("cannot open the store in {}", args.data.display()))?;
+    let services =
+        Services::new(ServicesConfig::default()).context("cannot build the HTTP client")?;
     let mut config = EngineConfig::new(&args.stories);
     config.run_workers = !args.no_workers;
     config.concurrency = args.concurrency.max(1);
     config.max_queued = args.max_queued.max(1);
-    let (engine, report) = Engine::start(config, Arc::new(store), services).await.context("cannot start the engine")?;
+    let (engine, report) = Engine::start(config, Arc::new(store), services)
+        .await
+        .context("cannot start the engine")?;
     let stories = engine.catalog().stories().len();
     let errors = report.diagnostics.iter().filter(|d| d.is_error()).count();
     if errors > 0 {
-        tracing::warn!(errors, "some story files are invalid and were not loaded (run `switchyard validate`)");
+        tracing::warn!(
+            errors,
+            "some story files are invalid and were not loaded (run `switchyard validate`)"
+        );
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -114,7 +126,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         "switchyard is serving: webhooks at http://{}/webhook/STORY/PATH",
         args.listen
     );
-    let app = switchyard_server::app(AppState { engine: engine.clone() });
+    let app = switchyard_server::app(AppState {
+        engine: engine.clone(),
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -9,7 +9,11 @@ use switchyard_story::{load_file, Diagnostic};
 /// Checks every story file under `paths` (default `./stories`); prints every problem.
 pub fn run(paths: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
     let default = [PathBuf::from("stories")];
-    let paths = if paths.is_empty() { &default[..] } else { paths };
+    let paths = if paths.is_empty() {
+        &default[..]
+    } else {
+        paths
+    };
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
@@ -32,8 +36,16 @@ pub fn run(paths: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
             stories += 1;
             if let Some((_, first)) = names.iter().find(|(n, _)| *n == *story.name) {
                 diagnostics.push(
-                    Diagnostic::error(file, switchyard_story::yaml::Position { line: 1, column: 1 }, format!("story name `{}` is already used by {}", story.name, first.display()))
-                        .with_hint("story names must be unique"),
+                    Diagnostic::error(
+                        file,
+                        switchyard_story::yaml::Position { line: 1, column: 1 },
+                        format!(
+                            "story name `{}` is already used by {}",
+                            story.name,
+                            first.display()
+                        ),
+                    )
+                    .with_hint("story names must be unique"),
                 );
             }
             names.push((story.name.to_string(), file.clone()));
@@ -52,13 +64,19 @@ pub fn run(paths: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
         for d in &diagnostics {
             eprintln!("{d}");
         }
-        let summary = format!("{} file(s) checked: {errors} error(s), {warnings} warning(s)", files.len());
+        let summary = format!(
+            "{} file(s) checked: {errors} error(s), {warnings} warning(s)",
+            files.len()
+        );
         if errors > 0 {
             eprintln!("{summary}");
         } else {
             println!("{summary}");
         }
     }
-    Ok(if errors > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if errors > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
-

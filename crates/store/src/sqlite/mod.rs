@@ -18,10 +18,13 @@ use switchyard_types::{Event, EventId, Job, JobId, Run, RunId, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    CommitStats, CommitStatsSnapshot, Error, FinishJob, Finished, NewJob, QueuedJob, Reschedule, Resource, Result,
-    RunQuery, StartRun, Started, Store,
+    CommitStats, CommitStatsSnapshot, Error, FinishJob, Finished, NewJob, QueuedJob, Reschedule,
+    Resource, Result, RunQuery, StartRun, Started, Store,
 };
-use rows::{event_from_row, job_from_row, micros, queued_from_row, run_from_row, EVENT_COLUMNS, JOB_COLUMNS, RUN_COLUMNS};
+use rows::{
+    event_from_row, job_from_row, micros, queued_from_row, run_from_row, EVENT_COLUMNS,
+    JOB_COLUMNS, RUN_COLUMNS,
+};
 use writer::{WriteOp, WriteReply, WriteRequest};
 
 const MIGRATIONS: &[&str] = &[include_str!("../../../../migrations/sqlite/0001_init.sql")];
@@ -120,7 +123,8 @@ fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
 impl SqliteStore {
     /// Opens (creating and migrating) the store in `config.data_dir`.
     pub fn open(config: SqliteConfig) -> std::result::Result<Self, OpenError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| OpenError::Io(config.data_dir.clone(), e))?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| OpenError::Io(config.data_dir.clone(), e))?;
         let lock_path = config.data_dir.join("switchyard.lock");
         let lock = File::options()
             .create(true)
@@ -199,7 +203,9 @@ pub enum OpenError {
     #[error("{0}: {1}")]
     Sqlite(PathBuf, rusqlite::Error),
     /// Another Switchyard process has the data directory open.
-    #[error("{0} is in use by another Switchyard process (only one `serve` may use a data directory)")]
+    #[error(
+        "{0} is in use by another Switchyard process (only one `serve` may use a data directory)"
+    )]
     Locked(PathBuf),
 }
 
@@ -234,7 +240,9 @@ impl Store for SqliteStore {
     }
 
     async fn reschedule(&self, reschedule: Reschedule) -> Result<()> {
-        self.write(WriteOp::Reschedule(reschedule)).await.map(|_| ())
+        self.write(WriteOp::Reschedule(reschedule))
+            .await
+            .map(|_| ())
     }
 
     async fn replay(&self, run_id: RunId, jobs: Vec<NewJob>) -> Result<()> {
@@ -308,7 +316,9 @@ impl Store for SqliteStore {
     async fn run_events(&self, id: RunId) -> Result<Vec<Event>> {
         self.readers
             .with(move |c| {
-                let mut stmt = c.prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE run_id = ?1 ORDER BY seq"))?;
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE run_id = ?1 ORDER BY seq"
+                ))?;
                 let rows = stmt.query_map([id.as_bytes().as_slice()], event_from_row)?;
                 rows.collect()
             })
@@ -318,14 +328,21 @@ impl Store for SqliteStore {
     async fn run_jobs(&self, id: RunId) -> Result<Vec<Job>> {
         self.readers
             .with(move |c| {
-                let mut stmt = c.prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE run_id = ?1 ORDER BY id"))?;
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs WHERE run_id = ?1 ORDER BY id"
+                ))?;
                 let rows = stmt.query_map([id.as_bytes().as_slice()], job_from_row)?;
                 rows.collect()
             })
             .await
     }
 
-    async fn events_after(&self, seq: i64, story: Option<&str>, limit: usize) -> Result<Vec<Event>> {
+    async fn events_after(
+        &self,
+        seq: i64,
+        story: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
         let story = story.map(str::to_string);
         self.readers
             .with(move |c| {
@@ -387,11 +404,20 @@ impl Store for SqliteStore {
 
     async fn set_resource(&self, name: &str, value: &str) -> Result<()> {
         let at = switchyard_types::now().timestamp_micros();
-        self.write(WriteOp::SetResource(name.to_string(), value.to_string(), at)).await.map(|_| ())
+        self.write(WriteOp::SetResource(
+            name.to_string(),
+            value.to_string(),
+            at,
+        ))
+        .await
+        .map(|_| ())
     }
 
     async fn delete_resource(&self, name: &str) -> Result<bool> {
-        match self.write(WriteOp::DeleteResource(name.to_string())).await? {
+        match self
+            .write(WriteOp::DeleteResource(name.to_string()))
+            .await?
+        {
             WriteReply::Changed(n) => Ok(n > 0),
             _ => Ok(false),
         }
@@ -400,7 +426,9 @@ impl Store for SqliteStore {
     async fn resources(&self) -> Result<Vec<Resource>> {
         self.readers
             .with(|c| {
-                let mut stmt = c.prepare_cached("SELECT name, value, updated_at FROM resources ORDER BY name")?;
+                let mut stmt = c.prepare_cached(
+                    "SELECT name, value, updated_at FROM resources ORDER BY name",
+                )?;
                 let rows = stmt.query_map([], |r| {
                     Ok(Resource {
                         name: r.get(0)?,
@@ -417,7 +445,9 @@ impl Store for SqliteStore {
         if self.writer.is_closed() {
             return Err(Error::Unavailable("the store writer has stopped".into()));
         }
-        self.readers.with(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+        self.readers
+            .with(|c| c.query_row("SELECT 1", [], |_| Ok(())))
+            .await
     }
 
     fn commit_stats(&self) -> CommitStatsSnapshot {

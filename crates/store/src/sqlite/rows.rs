@@ -23,7 +23,10 @@ fn bad(col: usize, what: &str) -> rusqlite::Error {
 }
 
 fn uuid_col(row: &Row<'_>, col: usize) -> rusqlite::Result<[u8; 16]> {
-    let v = row.get_ref(col)?.as_blob().map_err(|_| bad(col, "id is not a blob"))?;
+    let v = row
+        .get_ref(col)?
+        .as_blob()
+        .map_err(|_| bad(col, "id is not a blob"))?;
     <[u8; 16]>::try_from(v).map_err(|_| bad(col, "id is not 16 bytes"))
 }
 

@@ -13,7 +13,10 @@ use switchyard_types::{EventId, JobState, RunId, RunStatus};
 use tokio::sync::{mpsc, oneshot};
 
 use super::rows::micros;
-use crate::{CommitStats, Error, FinishJob, Finished, NewEvent, NewJob, Reschedule, Result, StartRun, Started};
+use crate::{
+    CommitStats, Error, FinishJob, Finished, NewEvent, NewJob, Reschedule, Result, StartRun,
+    Started,
+};
 
 pub enum WriteOp {
     Start(StartRun),
@@ -36,7 +39,12 @@ pub struct WriteRequest {
     pub reply: oneshot::Sender<Result<WriteReply>>,
 }
 
-pub fn run(mut conn: Connection, mut rx: mpsc::Receiver<WriteRequest>, stats: Arc<CommitStats>, max_batch: usize) {
+pub fn run(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<WriteRequest>,
+    stats: Arc<CommitStats>,
+    max_batch: usize,
+) {
     let mut batch: Vec<WriteRequest> = Vec::with_capacity(max_batch);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -59,7 +67,10 @@ pub fn run(mut conn: Connection, mut rx: mpsc::Receiver<WriteRequest>, stats: Ar
 fn apply_batch(conn: &mut Connection, batch: &[WriteRequest]) -> Vec<Result<WriteReply>> {
     let fail_all = |e: rusqlite::Error| -> Vec<Result<WriteReply>> {
         tracing::error!(error = %e, "store commit failed");
-        batch.iter().map(|_| Err(Error::Unavailable(e.to_string()))).collect()
+        batch
+            .iter()
+            .map(|_| Err(Error::Unavailable(e.to_string())))
+            .collect()
     };
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
@@ -120,7 +131,9 @@ fn apply(tx: &Connection, op: &WriteOp) -> rusqlite::Result<WriteReply> {
             Ok(WriteReply::Done)
         }
         WriteOp::DeleteResource(name) => {
-            let n = tx.prepare_cached("DELETE FROM resources WHERE name = ?1")?.execute([name])?;
+            let n = tx
+                .prepare_cached("DELETE FROM resources WHERE name = ?1")?
+                .execute([name])?;
             Ok(WriteReply::Changed(n))
         }
     }
@@ -130,7 +143,9 @@ fn start_run(tx: &Connection, s: &StartRun) -> rusqlite::Result<Started> {
     let story: &str = &s.event.story;
     if let Some(key) = &s.idempotency_key {
         let seen = tx
-            .prepare_cached("SELECT event_id, run_id FROM webhook_deliveries WHERE story = ?1 AND key = ?2")?
+            .prepare_cached(
+                "SELECT event_id, run_id FROM webhook_deliveries WHERE story = ?1 AND key = ?2",
+            )?
             .query_row(params![story, key], |r| {
                 let e: Vec<u8> = r.get(0)?;
                 let run: Vec<u8> = r.get(1)?;
@@ -138,7 +153,9 @@ fn start_run(tx: &Connection, s: &StartRun) -> rusqlite::Result<Started> {
             })
             .optional()?;
         if let Some((e, run)) = seen {
-            if let (Some(event_id), Some(run_id)) = (EventId::from_slice(&e), RunId::from_slice(&run)) {
+            if let (Some(event_id), Some(run_id)) =
+                (EventId::from_slice(&e), RunId::from_slice(&run))
+            {
                 return Ok(Started::Duplicate { event_id, run_id });
             }
         }
@@ -211,7 +228,11 @@ fn finish_job(tx: &Connection, f: &FinishJob) -> rusqlite::Result<Finished> {
             params![f.run_id.as_bytes().as_slice(), delta, f.unhandled_failure, micros(f.finished_at)],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-    let run_ended = if pending <= 0 { RunStatus::parse(&status) } else { None };
+    let run_ended = if pending <= 0 {
+        RunStatus::parse(&status)
+    } else {
+        None
+    };
     Ok(Finished::Applied { run_ended })
 }
 

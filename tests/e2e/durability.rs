@@ -1,0 +1,117 @@
+//! kill -9 in the middle of a burst: every event that got a 202 is processed after restart.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{stories_dir, Server, Sink};
+
+const STORY: &str = r#"
+name: burst
+agents:
+  - name: inbound
+    type: webhook
+    auth: none
+  - name: shape
+    type: transform
+    from: inbound
+    mode: message
+    payload: {n: "{{ inbound.body.n }}", run: "{{ run.id }}"}
+  - name: deliver
+    type: http_request
+    from: shape
+    url: "{{ resource.sink_url }}/in"
+    method: POST
+    headers: {X-Run: "{{ run.id }}"}
+    body: "{{ shape }}"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_mid_burst_loses_no_acknowledged_event() {
+    let stories = stories_dir(&[("burst.yaml", STORY)]);
+    let data = tempfile::tempdir().unwrap();
+    let sink = Sink::start().await;
+    let mut server = Server::start(stories.path(), &data.path().join("d")).await;
+    assert!(server
+        .cli(&["resource", "set", "sink_url", &sink.url])
+        .status
+        .success());
+
+    let url = format!("{}/webhook/burst/inbound", server.url);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut senders = Vec::new();
+    for worker in 0..16 {
+        let url = url.clone();
+        let stop = Arc::clone(&stop);
+        senders.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut acknowledged = Vec::new();
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                match http
+                    .post(&url)
+                    .json(&json!({"n": worker * 100_000 + n}))
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status() == 202 => {
+                        let v: serde_json::Value = r.json().await.unwrap_or_default();
+                        if let Some(id) = v["run_id"].as_str() {
+                            acknowledged.push(id.to_string());
+                        }
+                    }
+                    Ok(r) => assert!(
+                        r.status().is_server_error(),
+                        "unexpected status {}",
+                        r.status()
+                    ),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                }
+            }
+            acknowledged
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.kill9();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acknowledged = Vec::new();
+    for s in senders {
+        acknowledged.extend(s.await.unwrap());
+    }
+    assert!(
+        acknowledged.len() > 50,
+        "the burst was too small to mean anything: {}",
+        acknowledged.len()
+    );
+
+    server.restart().await;
+    for run_id in &acknowledged {
+        let detail = server.wait_run(run_id, Duration::from_secs(60)).await;
+        assert_eq!(detail["run"]["status"], "succeeded", "{detail}");
+    }
+    let delivered: HashSet<String> = sink
+        .received()
+        .iter()
+        .map(|r| r.headers["x-run"].to_str().unwrap().to_string())
+        .collect();
+    let missing: Vec<&String> = acknowledged
+        .iter()
+        .filter(|id| !delivered.contains(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged runs never reached the sink: {:?}",
+        missing.len(),
+        acknowledged.len(),
+        &missing[..missing.len().min(5)]
+    );
+    eprintln!(
+        "{} acknowledged events, all delivered after kill -9 and restart",
+        acknowledged.len()
+    );
+}
