@@ -94,6 +94,7 @@ async fn trigger_story_runs_events_and_replay_through_the_cli() {
         .expect("tail printed events")
         .unwrap();
     tail.kill().unwrap();
+    let _ = tail.wait();
     let agents: Vec<String> = lines
         .iter()
         .map(|l| {

@@ -68,11 +68,6 @@ fn every_problem_is_reported_at_its_line_and_column() {
             None,
         ),
         (
-            format!(
-            ),
-            None,
-        ),
-        (
             format!("{f}:21:14: error: invalid duration \"5 minutes\""),
             None,
         ),

@@ -178,7 +178,7 @@ impl Rule {
             Expected::Value(t) => t.render(cx.templates)?,
             Expected::Regex(re) => return Ok(value.as_str().is_some_and(|s| re.is_match(s))),
         };
-        Ok(compare(&value, self.op, &expected)?)
+        compare(&value, self.op, &expected)
     }
 }
 
