@@ -7,5 +7,6 @@ mod cli;
 mod durability;
 mod pipeline;
 mod reload;
+mod stateful;
 mod validate;
 mod webhooks;

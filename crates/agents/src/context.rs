@@ -69,4 +69,8 @@ pub struct ExecContext<'a> {
     pub story: &'a str,
     /// Agent name.
     pub agent: &'a str,
+    /// True when the agent asked to be woken ([`crate::Outcome::Defer`]) and this is that wake.
+    pub resumed: bool,
+    /// Durable state and other stories, provided by the engine.
+    pub host: &'a dyn crate::Host,
 }

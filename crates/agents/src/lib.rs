@@ -14,7 +14,10 @@ mod context;
 mod error;
 pub mod registry;
 
+pub mod delay;
+mod host;
 pub mod http_request;
+pub mod story;
 pub mod transform;
 pub mod trigger;
 pub mod webhook;
@@ -26,6 +29,7 @@ pub use build::{BuildContext, Invalid, OptionError};
 pub use common::{CommonOptions, FromRef, RetryOptions, COMMON_OPTION_NAMES, RESERVED_NAMES};
 pub use context::{ExecContext, Services, ServicesConfig};
 pub use error::AgentError;
+pub use host::{Host, ImplodeResult, NoHost, SubRun};
 use serde_json::Value;
 pub use switchyard_types as types;
 
@@ -36,6 +40,12 @@ pub enum Outcome {
     Emit(Vec<Value>),
     /// The agent decided not to pass the event on (a trigger whose rules do not hold).
     Skip,
+    /// Wake this execution again at `until` (a delay, a wait); the next try sees
+    /// `ExecContext::resumed`. Nothing is held in memory meanwhile.
+    Defer {
+        /// When to wake.
+        until: switchyard_types::Timestamp,
+    },
 }
 
 /// How a source agent produces events (it is never executed on an incoming event).

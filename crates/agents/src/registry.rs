@@ -48,6 +48,8 @@ agent_types! {
     "http_request" => crate::http_request::HttpRequest,
     "transform" => crate::transform::Transform,
     "trigger" => crate::trigger::Trigger,
+    "delay" => crate::delay::Delay,
+    "story" => crate::story::StoryAgent,
 }
 
 fn build_one<T: AgentType>(

@@ -11,7 +11,8 @@ use serde_json::{Map, Value};
 use switchyard_template::{JsonPath, Template, TemplateValue};
 
 use crate::registry::AgentType;
-use crate::{Agent, AgentError, BuildContext, ExecContext, Invalid, Outcome};
+use crate::{Agent, AgentError, BuildContext, ExecContext, ImplodeResult, Invalid, Outcome};
+use switchyard_types::Duration;
 
 /// Options of a `transform` agent, by `mode`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -26,6 +27,33 @@ pub enum TransformOptions {
     Extract {
         /// `key: {jsonpath: EXPR, from: TEMPLATE}` or `key: {regex: RE, from: TEMPLATE}`.
         extract: BTreeMap<String, Extractor>,
+    },
+    /// Pass the first event per `key`, drop later ones until `within` has passed since it.
+    Deduplicate {
+        /// What makes two events the same (a template: `{{ inbound.body.email }}`).
+        key: String,
+        /// How long a key stays seen, counted from the first event.
+        within: Duration,
+    },
+    /// Pass at most `limit` events per `per` (per `key`), drop the excess.
+    Throttle {
+        /// Events let through per period.
+        limit: u32,
+        /// The period (a sliding window).
+        per: Duration,
+        /// Separate budgets per key (a template); default one budget.
+        #[serde(default)]
+        key: Option<String>,
+    },
+    /// Gather events per `key`; emit `{items, count, complete}` when `size` arrived, or with
+    /// `complete: false` when `max_wait` has passed since the first.
+    Implode {
+        /// Which group an event belongs to (a template).
+        key: String,
+        /// How many events complete a group (a template or a number).
+        size: Value,
+        /// The longest a group stays open.
+        max_wait: Duration,
     },
 }
 
@@ -61,6 +89,31 @@ pub enum Transform {
     Message(TemplateValue),
     /// `mode: extract`.
     Extract(Vec<(String, BuiltExtractor)>),
+    /// `mode: deduplicate`.
+    Deduplicate {
+        /// Key template.
+        key: Template,
+        /// Window.
+        within: Duration,
+    },
+    /// `mode: throttle`.
+    Throttle {
+        /// Budget.
+        limit: u32,
+        /// Window.
+        per: Duration,
+        /// Key template.
+        key: Option<Template>,
+    },
+    /// `mode: implode`.
+    Implode {
+        /// Key template.
+        key: Template,
+        /// Size template.
+        size: TemplateValue,
+        /// Longest wait.
+        max_wait: Duration,
+    },
 }
 
 /// A compiled extractor.
@@ -138,6 +191,43 @@ impl AgentType for Transform {
                 }
                 cx.finish_with(Transform::Extract(out))
             }
+            TransformOptions::Deduplicate { key, within } => {
+                let key = cx.template("/key", &key).ok_or(Invalid)?;
+                cx.finish_with(Transform::Deduplicate { key, within })
+            }
+            TransformOptions::Throttle { limit, per, key } => {
+                if limit == 0 {
+                    cx.error("/limit", "`limit` must be at least 1");
+                }
+                if per.std().is_zero() {
+                    cx.error("/per", "`per` must be longer than 0");
+                }
+                let key = match key {
+                    Some(k) => Some(cx.template("/key", &k).ok_or(Invalid)?),
+                    None => None,
+                };
+                cx.finish_with(Transform::Throttle { limit, per, key })
+            }
+            TransformOptions::Implode {
+                key,
+                size,
+                max_wait,
+            } => {
+                if let Some(n) = size.as_i64() {
+                    if n < 1 {
+                        cx.error("/size", "`size` must be at least 1");
+                    }
+                } else if !size.is_string() {
+                    cx.error("/size", "`size` must be a number or a template");
+                }
+                let key = cx.template("/key", &key).ok_or(Invalid)?;
+                let size = cx.value("/size", &size).ok_or(Invalid)?;
+                cx.finish_with(Transform::Implode {
+                    key,
+                    size,
+                    max_wait,
+                })
+            }
         }
     }
 }
@@ -175,8 +265,68 @@ impl Agent for Transform {
                 }
                 Ok(Outcome::Emit(vec![Value::Object(out)]))
             }
+            Transform::Deduplicate { key, within } => {
+                let k = key.render_string(cx.templates)?;
+                let first = cx.host.admit(&k, within.std(), 1).await?;
+                Ok(if first {
+                    Outcome::Emit(vec![(**cx.input).clone()])
+                } else {
+                    Outcome::Skip
+                })
+            }
+            Transform::Throttle { limit, per, key } => {
+                let k = match key {
+                    Some(t) => t.render_string(cx.templates)?,
+                    None => String::new(),
+                };
+                let pass = cx.host.admit(&k, per.std(), *limit).await?;
+                Ok(if pass {
+                    Outcome::Emit(vec![(**cx.input).clone()])
+                } else {
+                    Outcome::Skip
+                })
+            }
+            Transform::Implode {
+                key,
+                size,
+                max_wait,
+            } => {
+                let k = key.render_string(cx.templates)?;
+                if cx.resumed {
+                    return Ok(match cx.host.implode_flush(&k).await? {
+                        Some(items) => Outcome::Emit(vec![group(items, false)]),
+                        None => Outcome::Skip,
+                    });
+                }
+                let n = match size.render(cx.templates)? {
+                    Value::Number(n) => n.as_u64(),
+                    Value::String(s) => s.trim().parse().ok(),
+                    _ => None,
+                }
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| {
+                    AgentError::permanent(
+                        "invalid_size",
+                        "`size` did not render to a whole number of at least 1",
+                    )
+                })?;
+                match cx.host.implode_add(&k, cx.input, n as usize).await? {
+                    ImplodeResult::Complete(items) => Ok(Outcome::Emit(vec![group(items, true)])),
+                    ImplodeResult::Pending { opened: true } => Ok(Outcome::Defer {
+                        until: switchyard_types::now()
+                            + chrono::Duration::from_std(max_wait.std())
+                                .unwrap_or(chrono::Duration::days(1)),
+                    }),
+                    ImplodeResult::Pending { opened: false } => Ok(Outcome::Skip),
+                }
+            }
         }
     }
+}
+
+fn group(items: Vec<Value>, complete: bool) -> Value {
+    let count = items.len();
+    serde_json::json!({"items": items, "count": count, "complete": complete})
 }
 
 /// Named groups as an object, else the first group, else the whole match; null if none.

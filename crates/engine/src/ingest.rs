@@ -48,6 +48,27 @@ impl Engine {
         idempotency_key: Option<String>,
         started_by: Option<String>,
     ) -> Result<Ingested, IngestError> {
+        self.ingest_with(
+            story,
+            agent_index,
+            payload,
+            idempotency_key,
+            started_by,
+            None,
+        )
+        .await
+    }
+
+    /// [`Engine::ingest`] for a run that a waiting `story` agent's job follows.
+    pub(crate) async fn ingest_with(
+        &self,
+        story: &Arc<Story>,
+        agent_index: usize,
+        payload: Value,
+        idempotency_key: Option<String>,
+        started_by: Option<String>,
+        parent: Option<switchyard_store::ParentLink>,
+    ) -> Result<Ingested, IngestError> {
         let depth = self.inner.queue.depth();
         if depth >= self.inner.config.max_queued {
             return Err(IngestError::Overloaded(depth));
@@ -89,6 +110,7 @@ impl Engine {
             jobs: jobs.clone(),
             idempotency_key,
             started_by,
+            parent,
         };
         match self.inner.store.start_run(start).await {
             Ok(Started::New) => {}
@@ -119,6 +141,7 @@ impl Engine {
                     run_started_at: now,
                     lineage: Some(Arc::clone(&lineage)),
                     deferred: false,
+                    resumed: false,
                 });
             }
         }
@@ -206,6 +229,7 @@ impl Engine {
                 run_started_at,
                 lineage: None,
                 deferred: false,
+                resumed: false,
             });
         }
         Ok(Replayed {

@@ -14,6 +14,7 @@
 
 mod catalog;
 mod execute;
+mod host;
 mod ingest;
 mod lineage;
 mod lookup;

@@ -99,6 +99,17 @@ pub struct StartRun {
     pub idempotency_key: Option<String>,
     /// Who started it.
     pub started_by: Option<String>,
+    /// A `story` agent's job waiting for this run: woken when `exit` emits or the run ends.
+    pub parent: Option<ParentLink>,
+}
+
+/// The job of a `story` agent that waits for a child run.
+#[derive(Clone, Debug)]
+pub struct ParentLink {
+    /// The waiting job.
+    pub job_id: JobId,
+    /// The child story's agent whose event is the result.
+    pub exit_agent: String,
 }
 
 /// What starting a run did.
@@ -147,6 +158,9 @@ pub enum Finished {
     Applied {
         /// The run's final status, if it just ended.
         run_ended: Option<RunStatus>,
+        /// A parent `story` agent's job made due now (its child's exit agent emitted, or
+        /// the child run ended).
+        woke: Option<JobId>,
     },
     /// The job had already been finished (a redelivery): nothing was written.
     AlreadyFinished,
@@ -165,6 +179,8 @@ pub struct Reschedule {
     pub started_at: Option<Timestamp>,
     /// The last try's error.
     pub error: Option<String>,
+    /// The agent asked to be woken (a second phase), rather than a retry after a failure.
+    pub resume: bool,
 }
 
 /// A job waiting to run, with what a worker needs to find its input.
@@ -186,6 +202,8 @@ pub struct QueuedJob {
     pub due_at: Timestamp,
     /// When its run started.
     pub run_started_at: Timestamp,
+    /// Whether the agent asked to be woken (its second phase).
+    pub resumed: bool,
 }
 
 /// A shared value for templates.
@@ -197,6 +215,27 @@ pub struct Resource {
     pub value: String,
     /// Last change.
     pub updated_at: Timestamp,
+}
+
+/// Whose state: a story's agent.
+#[derive(Clone, Debug)]
+pub struct StateScope {
+    /// Story.
+    pub story: Arc<str>,
+    /// Agent.
+    pub agent: Arc<str>,
+}
+
+/// What adding to an `implode` group did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImplodeAdd {
+    /// The group is complete: its items (JSON text) in arrival order.
+    Complete(Vec<String>),
+    /// The group is still open; `opened` when this item started it.
+    Pending {
+        /// This item opened the group.
+        opened: bool,
+    },
 }
 
 /// Filter and page of `runs list`.
@@ -251,6 +290,40 @@ pub trait Store: Send + Sync + 'static {
         until: Option<Timestamp>,
         limit: usize,
     ) -> Result<Vec<QueuedJob>>;
+    /// One job.
+    async fn job(&self, id: JobId) -> Result<Option<QueuedJob>>;
+    /// The latest event of `agent` in a run.
+    async fn latest_event(&self, run_id: RunId, agent: &str) -> Result<Option<Event>>;
+
+    /// Lets an event through a `deduplicate`/`throttle` window when fewer than `limit`
+    /// events passed for `key` since `now - window`; a job admitted before is admitted again.
+    async fn admit(
+        &self,
+        scope: &StateScope,
+        key: &str,
+        job: JobId,
+        now: Timestamp,
+        window: std::time::Duration,
+        limit: u32,
+    ) -> Result<bool>;
+    /// Adds an event to an `implode` group; completes the group when it holds `size`.
+    async fn implode_add(
+        &self,
+        scope: &StateScope,
+        key: &str,
+        job: JobId,
+        now: Timestamp,
+        item: Arc<str>,
+        size: usize,
+    ) -> Result<ImplodeAdd>;
+    /// Closes the open group containing `job`'s item, if it is still open.
+    async fn implode_flush(
+        &self,
+        scope: &StateScope,
+        key: &str,
+        job: JobId,
+    ) -> Result<Option<Vec<String>>>;
+
     /// Sets a shared value for templates.
     async fn set_resource(&self, name: &str, value: &str) -> Result<()>;
     /// Removes a shared value; whether it existed.

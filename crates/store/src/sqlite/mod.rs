@@ -18,8 +18,8 @@ use switchyard_types::{Event, EventId, Job, JobId, Run, RunId, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    CommitStats, CommitStatsSnapshot, Error, FinishJob, Finished, NewJob, QueuedJob, Reschedule,
-    Resource, Result, RunQuery, StartRun, Started, Store,
+    CommitStats, CommitStatsSnapshot, Error, FinishJob, Finished, ImplodeAdd, NewJob, QueuedJob,
+    Reschedule, Resource, Result, RunQuery, StartRun, Started, StateScope, Store,
 };
 use rows::{
     event_from_row, job_from_row, micros, queued_from_row, run_from_row, EVENT_COLUMNS,
@@ -382,7 +382,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<QueuedJob>> {
         self.readers
             .with(move |c| {
-                let sql = "SELECT j.id, j.run_id, j.story, j.agent, j.input_event_id, j.attempts, j.due_at, r.started_at
+                let sql = "SELECT j.id, j.run_id, j.story, j.agent, j.input_event_id, j.attempts, j.due_at, r.started_at, j.resumed
                      FROM jobs j JOIN runs r ON r.id = j.run_id
                      WHERE j.state = 'queued' AND j.deferred = ?1 AND (j.due_at, j.id) > (?2, ?3) AND j.due_at <= ?4
                      ORDER BY j.due_at, j.id LIMIT ?5";
@@ -400,6 +400,107 @@ impl Store for SqliteStore {
                 rows.collect()
             })
             .await
+    }
+
+    async fn job(&self, id: JobId) -> Result<Option<QueuedJob>> {
+        self.readers
+            .with(move |c| {
+                c.prepare_cached(
+                    "SELECT j.id, j.run_id, j.story, j.agent, j.input_event_id, j.attempts, j.due_at, r.started_at, j.resumed, j.state
+                     FROM jobs j JOIN runs r ON r.id = j.run_id WHERE j.id = ?1",
+                )?
+                .query_row([id.as_bytes().as_slice()], |r| {
+                    let state: String = r.get(9)?;
+                    Ok((queued_from_row(r)?, state))
+                })
+                .optional()
+            })
+            .await
+            .map(|o| o.and_then(|(j, state)| (state == "queued").then_some(j)))
+    }
+
+    async fn latest_event(&self, run_id: RunId, agent: &str) -> Result<Option<Event>> {
+        let agent = agent.to_string();
+        self.readers
+            .with(move |c| {
+                c.prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE run_id = ?1 AND agent = ?2 AND kind = 'event' ORDER BY seq DESC LIMIT 1"
+                ))?
+                .query_row(params![run_id.as_bytes().as_slice(), agent], event_from_row)
+                .optional()
+            })
+            .await
+    }
+
+    async fn admit(
+        &self,
+        scope: &StateScope,
+        key: &str,
+        job: JobId,
+        now: Timestamp,
+        window: std::time::Duration,
+        limit: u32,
+    ) -> Result<bool> {
+        let op = WriteOp::Admit {
+            scope: scope.clone(),
+            key: key.to_string(),
+            job,
+            now: micros(now),
+            window_micros: i64::try_from(window.as_micros()).unwrap_or(i64::MAX),
+            limit,
+        };
+        match self.write(op).await? {
+            WriteReply::Admitted(b) => Ok(b),
+            _ => Err(Error::Corrupt("unexpected writer reply".into())),
+        }
+    }
+
+    async fn implode_add(
+        &self,
+        scope: &StateScope,
+        key: &str,
+        job: JobId,
+        now: Timestamp,
+        item: Arc<str>,
+        size: usize,
+    ) -> Result<ImplodeAdd> {
+        if item.len() > self.max_event_bytes {
+            return Err(Error::TooLarge {
+                size: item.len(),
+                limit: self.max_event_bytes,
+            });
+        }
+        let op = WriteOp::ImplodeAdd {
+            scope: scope.clone(),
+            key: key.to_string(),
+            job,
+            now: micros(now),
+            item,
+            size,
+        };
+        match self.write(op).await? {
+            WriteReply::Imploded(r) => Ok(r),
+            _ => Err(Error::Corrupt("unexpected writer reply".into())),
+        }
+    }
+
+    async fn implode_flush(
+        &self,
+        scope: &StateScope,
+        key: &str,
+        job: JobId,
+    ) -> Result<Option<Vec<String>>> {
+        match self
+            .write(WriteOp::ImplodeFlush {
+                scope: scope.clone(),
+                key: key.to_string(),
+                job,
+            })
+            .await?
+        {
+            WriteReply::Flushed(r) => Ok(r),
+            _ => Err(Error::Corrupt("unexpected writer reply".into())),
+        }
     }
 
     async fn set_resource(&self, name: &str, value: &str) -> Result<()> {
