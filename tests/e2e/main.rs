@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod durability;
+mod operations;
 mod pipeline;
 mod reload;
 mod stateful;

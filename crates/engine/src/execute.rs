@@ -10,6 +10,7 @@ use switchyard_story::{AgentDef, Story};
 use switchyard_template::{redact, redact_str, Context};
 use switchyard_types::{EventId, EventKind, JobId, JobState, Timestamp};
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 use crate::host::EngineHost;
 use crate::queue::Receiver;
@@ -66,10 +67,14 @@ impl Engine {
                 j = receiver.recv() => match j { Some(j) => j, None => break },
             };
             let engine = self.clone();
-            self.inner.tasks.spawn(async move {
-                engine.execute(job).await;
-                drop(permit);
-            });
+            let span = tracing::info_span!("job", story = %job.story, agent = %job.agent, run_id = %job.run_id, event_id = %job.input_event_id);
+            self.inner.tasks.spawn(
+                async move {
+                    engine.execute(job).await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
         }
     }
 
@@ -155,9 +160,24 @@ impl Engine {
         };
         let templates = self.job_context(&story, &job, &lineage, started_at);
 
+        let clock = std::time::Instant::now();
         let result = self
             .run_agent(def, &templates, &lineage, &job, attempt)
             .await;
+        let outcome = match &result {
+            Ok(Outcome::Emit(_)) => "succeeded",
+            Ok(Outcome::Skip) => "skipped",
+            Ok(Outcome::Defer { .. }) => "deferred",
+            Err(e) if e.retryable && attempt < def.retry.attempts => "retrying",
+            Err(_) => "failed",
+        };
+        metrics::counter!("switchyard_agent_executions_total", "type" => def.kind.clone(), "outcome" => outcome).increment(1);
+        metrics::histogram!("switchyard_agent_execution_seconds", "type" => def.kind.clone())
+            .record(clock.elapsed().as_secs_f64());
+        if outcome == "retrying" {
+            metrics::counter!("switchyard_agent_retries_total", "type" => def.kind.clone())
+                .increment(1);
+        }
         let secrets = templates.credentials_used();
         match result {
             Ok(Outcome::Defer { until }) => {

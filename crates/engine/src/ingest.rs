@@ -32,6 +32,9 @@ pub enum IngestError {
     /// The store failed.
     #[error(transparent)]
     Store(switchyard_store::Error),
+    /// The story is switched off.
+    #[error("story `{0}` is disabled; enable it with `switchyard story enable {0}`")]
+    Disabled(String),
     /// The payload could not be serialized.
     #[error("payload is not valid JSON: {0}")]
     Payload(String),
@@ -69,6 +72,9 @@ impl Engine {
         started_by: Option<String>,
         parent: Option<switchyard_store::ParentLink>,
     ) -> Result<Ingested, IngestError> {
+        if !self.is_enabled(&story.name) {
+            return Err(IngestError::Disabled(story.name.to_string()));
+        }
         let depth = self.inner.queue.depth();
         if depth >= self.inner.config.max_queued {
             return Err(IngestError::Overloaded(depth));

@@ -43,7 +43,56 @@ pub async fn not_found() -> ApiError {
     ApiError::not_found("no such API endpoint")
 }
 
-fn story_summary(s: &switchyard_story::Story) -> Value {
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let Some(handle) = &state.metrics else {
+        return ApiError::not_found("metrics are not enabled").into_response();
+    };
+    metrics::gauge!("switchyard_queued_jobs").set(state.engine.queued() as f64);
+    metrics::gauge!("switchyard_deferred_jobs_held").set(state.engine.deferred_held() as f64);
+    let stats = state.engine.store().commit_stats();
+    metrics::gauge!("switchyard_store_commits").set(stats.commits as f64);
+    metrics::gauge!("switchyard_store_writes").set(stats.writes as f64);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        handle.render(),
+    )
+        .into_response()
+}
+
+/// `POST /api/v1/stories/{name}/enable`.
+pub async fn enable_story(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_enabled(state, name, true).await
+}
+
+/// `POST /api/v1/stories/{name}/disable`.
+pub async fn disable_story(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_enabled(state, name, false).await
+}
+
+async fn set_enabled(
+    state: AppState,
+    name: String,
+    enabled: bool,
+) -> Result<Json<Value>, ApiError> {
+    if state.engine.catalog().story(&name).is_none() {
+        return Err(ApiError::not_found(format!("no story named `{name}`")));
+    }
+    state.engine.set_enabled(&name, enabled).await?;
+    tracing::info!(story = %name, enabled, "story switched");
+    Ok(Json(json!({"name": name, "enabled": enabled})))
+}
+
+fn story_summary(s: &switchyard_story::Story, enabled: bool) -> Value {
     let webhooks: Vec<Value> = s
         .webhooks
         .iter()
@@ -55,14 +104,19 @@ fn story_summary(s: &switchyard_story::Story) -> Value {
         "file": s.file.display().to_string(),
         "agents": s.agents.len(),
         "webhooks": webhooks,
-        "enabled": true,
+        "enabled": enabled,
     })
 }
 
 /// `GET /api/v1/stories`.
 pub async fn list_stories(State(state): State<AppState>) -> Json<Value> {
     let catalog = state.engine.catalog();
-    Json(json!({"stories": catalog.stories().iter().map(|s| story_summary(s)).collect::<Vec<_>>()}))
+    let stories: Vec<Value> = catalog
+        .stories()
+        .iter()
+        .map(|s| story_summary(s, state.engine.is_enabled(&s.name)))
+        .collect();
+    Json(json!({"stories": stories}))
 }
 
 /// `GET /api/v1/stories/{name}`.
@@ -74,7 +128,7 @@ pub async fn show_story(
     let story = catalog
         .story(&name)
         .ok_or_else(|| ApiError::not_found(format!("no story named `{name}`")))?;
-    let mut out = story_summary(story);
+    let mut out = story_summary(story, state.engine.is_enabled(&story.name));
     out["agents"] = Value::Array(
         story
             .agents

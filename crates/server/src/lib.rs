@@ -18,6 +18,8 @@ pub use error::ApiError;
 pub struct AppState {
     /// The engine.
     pub engine: Engine,
+    /// Renders the Prometheus metrics (None: `/metrics` answers 404).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 /// The whole HTTP application.
@@ -25,6 +27,8 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/stories", get(api::list_stories))
         .route("/stories/{name}", get(api::show_story))
+        .route("/stories/{name}/enable", post(api::enable_story))
+        .route("/stories/{name}/disable", post(api::disable_story))
         .route("/stories/{name}/agents/{agent}/trigger", post(api::trigger))
         .route("/runs", get(api::list_runs))
         .route("/runs/{id}", get(api::show_run))
@@ -46,6 +50,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
+        .route("/metrics", get(api::metrics))
         .nest("/api/v1", api)
         .with_state(state)
 }

@@ -217,6 +217,17 @@ pub struct Resource {
     pub updated_at: Timestamp,
 }
 
+/// What one pruning pass deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Runs.
+    pub runs: usize,
+    /// Events.
+    pub events: usize,
+    /// Jobs.
+    pub jobs: usize,
+}
+
 /// Whose state: a story's agent.
 #[derive(Clone, Debug)]
 pub struct StateScope {
@@ -323,6 +334,15 @@ pub trait Store: Send + Sync + 'static {
         key: &str,
         job: JobId,
     ) -> Result<Option<Vec<String>>>;
+
+    /// Switches a story on or off (persisted across restarts and reloads).
+    async fn set_story_enabled(&self, story: &str, enabled: bool) -> Result<()>;
+    /// The stories switched off.
+    async fn disabled_stories(&self) -> Result<Vec<String>>;
+    /// Deletes up to `max_runs` finished runs that ended before `before`, with their events
+    /// and jobs, plus expired webhook idempotency keys and agent state. Running runs (and so
+    /// pending delays and retries) are never touched.
+    async fn prune(&self, before: Timestamp, max_runs: usize) -> Result<Pruned>;
 
     /// Sets a shared value for templates.
     async fn set_resource(&self, name: &str, value: &str) -> Result<()>;

@@ -46,6 +46,9 @@ pub struct ServeArgs {
     /// SQLite sync on commit: `full` survives power loss, `normal` only process crashes.
     #[arg(long, value_enum, default_value_t = SyncMode::Full)]
     sqlite_sync: SyncMode,
+    /// Prune finished runs older than this (`0` keeps everything).
+    #[arg(long, default_value = "30d")]
+    retention: switchyard_types::Duration,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -104,6 +107,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.run_workers = !args.no_workers;
     config.concurrency = args.concurrency.max(1);
     config.max_queued = args.max_queued.max(1);
+    config.retention = if args.retention.std().is_zero() {
+        tracing::warn!(
+            "--retention 0: history is kept forever and the store will grow without bound"
+        );
+        None
+    } else {
+        Some(args.retention.std())
+    };
     let (engine, report) = Engine::start(config, Arc::new(store), services)
         .await
         .context("cannot start the engine")?;
@@ -126,8 +137,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         "switchyard is serving: webhooks at http://{}/webhook/STORY/PATH",
         args.listen
     );
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            30.0,
+        ])
+        .and_then(|b| b.install_recorder())
+        .map_err(|e| tracing::warn!(error = %e, "metrics are disabled"))
+        .ok();
     let app = switchyard_server::app(AppState {
         engine: engine.clone(),
+        metrics,
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())

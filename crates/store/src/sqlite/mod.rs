@@ -18,8 +18,8 @@ use switchyard_types::{Event, EventId, Job, JobId, Run, RunId, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    CommitStats, CommitStatsSnapshot, Error, FinishJob, Finished, ImplodeAdd, NewJob, QueuedJob,
-    Reschedule, Resource, Result, RunQuery, StartRun, Started, StateScope, Store,
+    CommitStats, CommitStatsSnapshot, Error, FinishJob, Finished, ImplodeAdd, NewJob, Pruned,
+    QueuedJob, Reschedule, Resource, Result, RunQuery, StartRun, Started, StateScope, Store,
 };
 use rows::{
     event_from_row, job_from_row, micros, queued_from_row, run_from_row, EVENT_COLUMNS,
@@ -27,7 +27,11 @@ use rows::{
 };
 use writer::{WriteOp, WriteReply, WriteRequest};
 
-const MIGRATIONS: &[&str] = &[include_str!("../../../../migrations/sqlite/0001_init.sql")];
+/// Migrations in order; `PRAGMA user_version` counts those applied.
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../../../migrations/sqlite/0003_operations.sql"),
+];
 
 /// How hard SQLite syncs on commit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -499,6 +503,38 @@ impl Store for SqliteStore {
             .await?
         {
             WriteReply::Flushed(r) => Ok(r),
+            _ => Err(Error::Corrupt("unexpected writer reply".into())),
+        }
+    }
+
+    async fn set_story_enabled(&self, story: &str, enabled: bool) -> Result<()> {
+        let at = switchyard_types::now().timestamp_micros();
+        self.write(WriteOp::SetStoryEnabled(story.to_string(), enabled, at))
+            .await
+            .map(|_| ())
+    }
+
+    async fn disabled_stories(&self) -> Result<Vec<String>> {
+        self.readers
+            .with(|c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT story FROM story_settings WHERE enabled = 0 ORDER BY story",
+                )?;
+                let rows = stmt.query_map([], |r| r.get(0))?;
+                rows.collect()
+            })
+            .await
+    }
+
+    async fn prune(&self, before: Timestamp, max_runs: usize) -> Result<Pruned> {
+        match self
+            .write(WriteOp::Prune {
+                before: micros(before),
+                max_runs,
+            })
+            .await?
+        {
+            WriteReply::Pruned(p) => Ok(p),
             _ => Err(Error::Corrupt("unexpected writer reply".into())),
         }
     }

@@ -14,8 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::rows::micros;
 use crate::{
-    CommitStats, Error, FinishJob, Finished, ImplodeAdd, NewEvent, NewJob, Reschedule, Result,
-    StartRun, Started, StateScope,
+    CommitStats, Error, FinishJob, Finished, ImplodeAdd, NewEvent, NewJob, Pruned, Reschedule,
+    Result, StartRun, Started, StateScope,
 };
 
 pub enum WriteOp {
@@ -24,6 +24,11 @@ pub enum WriteOp {
     Reschedule(Reschedule),
     Replay(RunId, Vec<NewJob>),
     SetResource(String, String, i64),
+    SetStoryEnabled(String, bool, i64),
+    Prune {
+        before: i64,
+        max_runs: usize,
+    },
     Admit {
         scope: StateScope,
         key: String,
@@ -56,6 +61,7 @@ pub enum WriteReply {
     Admitted(bool),
     Imploded(ImplodeAdd),
     Flushed(Option<Vec<String>>),
+    Pruned(Pruned),
 }
 
 pub struct WriteRequest {
@@ -80,7 +86,10 @@ pub fn run(
         }
         let started = Instant::now();
         let results = apply_batch(&mut conn, &batch);
-        stats.record(batch.len(), started.elapsed().as_micros() as u64);
+        let took = started.elapsed();
+        stats.record(batch.len(), took.as_micros() as u64);
+        metrics::histogram!("switchyard_store_commit_seconds").record(took.as_secs_f64());
+        metrics::histogram!("switchyard_store_batch_size").record(batch.len() as f64);
         for (req, result) in batch.drain(..).zip(results) {
             let _ = req.reply.send(result);
         }
@@ -174,6 +183,17 @@ fn apply(tx: &Connection, op: &WriteOp) -> rusqlite::Result<WriteReply> {
         } => implode_add(tx, scope, key, *job, *now, item, *size).map(WriteReply::Imploded),
         WriteOp::ImplodeFlush { scope, key, job } => {
             implode_flush(tx, scope, key, *job).map(WriteReply::Flushed)
+        }
+        WriteOp::SetStoryEnabled(story, enabled, at) => {
+            tx.prepare_cached(
+                "INSERT INTO story_settings (story, enabled, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (story) DO UPDATE SET enabled = excluded.enabled, updated_at = excluded.updated_at",
+            )?
+            .execute(params![story, enabled, at])?;
+            Ok(WriteReply::Done)
+        }
+        WriteOp::Prune { before, max_runs } => {
+            prune(tx, *before, *max_runs).map(WriteReply::Pruned)
         }
         WriteOp::DeleteResource(name) => {
             let n = tx
@@ -474,4 +494,33 @@ fn implode_flush(
     }
     consume(tx, scope, key, job)?;
     Ok(Some(open.into_iter().map(|(_, i)| i).collect()))
+}
+
+fn prune(tx: &Connection, before: i64, max_runs: usize) -> rusqlite::Result<Pruned> {
+    let ids: Vec<Vec<u8>> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?1 AND status != 'running' LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![before, max_runs as i64], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut out = Pruned::default();
+    for id in &ids {
+        out.events += tx
+            .prepare_cached("DELETE FROM events WHERE run_id = ?1")?
+            .execute([id])?;
+        out.jobs += tx
+            .prepare_cached("DELETE FROM jobs WHERE run_id = ?1")?
+            .execute([id])?;
+        out.runs += tx
+            .prepare_cached("DELETE FROM runs WHERE id = ?1")?
+            .execute([id])?;
+    }
+    tx.prepare_cached("DELETE FROM webhook_deliveries WHERE created_at < ?1")?
+        .execute([before])?;
+    tx.prepare_cached("DELETE FROM agent_marks WHERE at < ?1")?
+        .execute([before])?;
+    tx.prepare_cached("DELETE FROM implode_items WHERE consumed_by IS NOT NULL AND at < ?1")?
+        .execute([before])?;
+    Ok(out)
 }
