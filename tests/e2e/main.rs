@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod durability;
+mod openapi;
 mod operations;
 mod pipeline;
 mod reload;

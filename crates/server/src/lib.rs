@@ -3,6 +3,8 @@
 
 mod api;
 mod error;
+pub mod model;
+mod openapi;
 mod webhook;
 mod webhook_auth;
 
@@ -35,6 +37,7 @@ pub fn app(state: AppState) -> Router {
         .route("/events", get(api::list_events))
         .route("/events/{id}", get(api::show_event))
         .route("/events/{id}/replay", post(api::replay_event))
+        .route("/openapi.json", get(openapi::serve))
         .route("/resources", get(api::list_resources))
         .route(
             "/resources/{name}",
