@@ -13,7 +13,10 @@ mod common;
 mod context;
 mod error;
 pub mod registry;
+#[cfg(test)]
+mod testing;
 
+pub mod command;
 pub mod http_request;
 pub mod transform;
 pub mod trigger;

@@ -265,6 +265,7 @@ impl Engine {
             attempt,
             story: &job.story,
             agent: &job.agent,
+            credentials: self.inner.credentials.as_ref(),
         };
         let limit = def
             .timeout

@@ -80,6 +80,8 @@ struct Inner {
     reload_lock: std::sync::Mutex<()>,
     services: Services,
     resources: Arc<ResourceCache>,
+    /// `credential.NAME` for templates and agents (see [`lookup::EnvCredentials`]).
+    credentials: Arc<dyn switchyard_template::Lookup>,
     queue: queue::Queue,
     timer: timer::Timer,
     cancel: CancellationToken,
@@ -105,6 +107,7 @@ impl Engine {
                 reload_lock: std::sync::Mutex::new(()),
                 services,
                 resources,
+                credentials: Arc::new(lookup::EnvCredentials),
                 queue,
                 timer: timer::Timer::default(),
                 cancel: CancellationToken::new(),
@@ -199,7 +202,7 @@ impl Engine {
     pub fn template_context(&self) -> switchyard_template::ContextBuilder {
         switchyard_template::ContextBuilder::new()
             .resources(Arc::clone(&self.inner.resources) as Arc<dyn switchyard_template::Lookup>)
-            .credentials(Arc::new(lookup::NoCredentials))
+            .credentials(Arc::clone(&self.inner.credentials))
     }
 
     /// Stops taking work and waits (up to `grace`) for running executions to finish.
