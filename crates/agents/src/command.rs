@@ -68,9 +68,11 @@ impl AgentType for Command {
     fn build(o: CommandOptions, cx: &mut BuildContext<'_>) -> Result<Self, Invalid> {
         let mut argv = Vec::new();
         match &o.argv {
-            Value::Array(items) if items.is_empty() => {
-                cx.error_with_hint("/argv", "`argv` is empty", "name the program: `argv: [echo, hello]`")
-            }
+            Value::Array(items) if items.is_empty() => cx.error_with_hint(
+                "/argv",
+                "`argv` is empty",
+                "name the program: `argv: [echo, hello]`",
+            ),
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
                     let path = format!("/argv/{i}");
@@ -97,7 +99,10 @@ impl AgentType for Command {
         for (k, v) in &o.env {
             let path = format!("/env/{}", crate::build::pointer_segment(k));
             if k.is_empty() || k.contains('=') || k.contains('\0') {
-                cx.error(&path, format!("`{k}` is not a valid environment variable name"));
+                cx.error(
+                    &path,
+                    format!("`{k}` is not a valid environment variable name"),
+                );
                 continue;
             }
             env.extend(cx.template(&path, v).map(|t| (k.clone(), t)));
@@ -159,9 +164,9 @@ impl Agent for Command {
         #[cfg(unix)]
         cmd.process_group(0);
 
-        let mut child = cmd.spawn().map_err(|e| {
-            AgentError::permanent("spawn", format!("cannot run `{program}`: {e}"))
-        })?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| AgentError::permanent("spawn", format!("cannot run `{program}`: {e}")))?;
         // Dropped before the end (timeout, shutdown): the whole process group is killed.
         let mut group = GroupGuard(child.id());
 
@@ -182,7 +187,8 @@ impl Agent for Command {
             read_capped(stderr, limit),
             child.wait()
         );
-        let status = status.map_err(|e| AgentError::transient("spawn", format!("waiting for `{program}`: {e}")))?;
+        let status = status
+            .map_err(|e| AgentError::transient("spawn", format!("waiting for `{program}`: {e}")))?;
         group.0 = None;
         let (out, err) = (
             out.map_err(|e| read_error(program, "stdout", e))?,
@@ -206,16 +212,30 @@ impl Agent for Command {
         }
         let mut outv = Map::with_capacity(4);
         outv.insert("exit_code".into(), code.map_or(Value::Null, Value::from));
-        outv.insert("stdout".into(), Value::String(String::from_utf8_lossy(&out.kept).into_owned()));
-        outv.insert("stderr".into(), Value::String(String::from_utf8_lossy(&err.kept).into_owned()));
+        outv.insert(
+            "stdout".into(),
+            Value::String(String::from_utf8_lossy(&out.kept).into_owned()),
+        );
+        outv.insert(
+            "stderr".into(),
+            Value::String(String::from_utf8_lossy(&err.kept).into_owned()),
+        );
         let mut truncated = Map::new();
         for (name, c) in [("stdout", &out), ("stderr", &err)] {
             if c.total > c.kept.len() as u64 {
-                truncated.insert(name.into(), json!({"kept_bytes": c.kept.len(), "total_bytes": c.total}));
+                truncated.insert(
+                    name.into(),
+                    json!({"kept_bytes": c.kept.len(), "total_bytes": c.total}),
+                );
             }
         }
         if !truncated.is_empty() {
-            tracing::warn!(story = cx.story, agent = cx.agent, limit, "command output truncated");
+            tracing::warn!(
+                story = cx.story,
+                agent = cx.agent,
+                limit,
+                "command output truncated"
+            );
             outv.insert("truncated".into(), Value::Object(truncated));
         }
         Ok(Outcome::Emit(vec![Value::Object(outv)]))

@@ -277,7 +277,13 @@ impl Agent for HttpRequest {
         }
 
         let first = self
-            .send(cx, self.method.clone(), url, headers.clone(), body.map(|(b, _)| bytes::Bytes::from(b)))
+            .send(
+                cx,
+                self.method.clone(),
+                url,
+                headers.clone(),
+                body.map(|(b, _)| bytes::Bytes::from(b)),
+            )
             .await?;
         let out = match &self.paginate {
             None => first.into_event(),

@@ -18,6 +18,7 @@ mod testing;
 
 pub mod command;
 pub mod http_request;
+pub mod schedule;
 pub mod transform;
 pub mod trigger;
 pub mod webhook;
@@ -46,6 +47,8 @@ pub enum Outcome {
 pub enum Source<'a> {
     /// Receives HTTP requests.
     Webhook(&'a webhook::Webhook),
+    /// Emits on a cron expression (the engine fires it).
+    Schedule(&'a schedule::Schedule),
 }
 
 /// One configured agent of a story, built once per story load.

@@ -49,6 +49,7 @@ agent_types! {
     "transform" => crate::transform::Transform,
     "trigger" => crate::trigger::Trigger,
     "command" => crate::command::Command,
+    "schedule" => crate::schedule::Schedule,
 }
 
 fn build_one<T: AgentType>(

@@ -214,11 +214,7 @@ fn explode(path: &JsonPath, input: &Value) -> Result<Vec<Value>, AgentError> {
         [other] => {
             return Err(AgentError::permanent(
                 "explode",
-                format!(
-                    "`{}` is {}, not an array",
-                    path.source(),
-                    json_type(other)
-                ),
+                format!("`{}` is {}, not an array", path.source(), json_type(other)),
             ))
         }
         many => {

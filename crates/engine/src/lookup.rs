@@ -55,7 +55,11 @@ impl EnvCredentials {
 
 impl Lookup for EnvCredentials {
     fn get(&self, name: &str) -> Option<String> {
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        {
             return None;
         }
         std::env::var(Self::variable(name)).ok()
@@ -68,7 +72,10 @@ mod tests {
 
     #[test]
     fn credential_names_map_to_prefixed_variables() {
-        assert_eq!(EnvCredentials::variable("smtp"), "SWITCHYARD_CREDENTIAL_SMTP");
+        assert_eq!(
+            EnvCredentials::variable("smtp"),
+            "SWITCHYARD_CREDENTIAL_SMTP"
+        );
         assert_eq!(
             EnvCredentials::variable("github-token.v2"),
             "SWITCHYARD_CREDENTIAL_GITHUB_TOKEN_V2"

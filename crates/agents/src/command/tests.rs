@@ -13,7 +13,11 @@ fn allowed() -> ServicesConfig {
     }
 }
 
-async fn exec(options: Value, input: Value, config: ServicesConfig) -> Result<Value, crate::AgentError> {
+async fn exec(
+    options: Value,
+    input: Value,
+    config: ServicesConfig,
+) -> Result<Value, crate::AgentError> {
     let agent = build("command", options).expect("builds");
     run(agent.as_ref(), input, config, &HashMap::new())
         .await
@@ -22,9 +26,13 @@ async fn exec(options: Value, input: Value, config: ServicesConfig) -> Result<Va
 
 #[tokio::test]
 async fn refused_unless_the_server_allows_commands() {
-    let e = exec(json!({"argv": ["true"]}), json!({}), ServicesConfig::default())
-        .await
-        .unwrap_err();
+    let e = exec(
+        json!({"argv": ["true"]}),
+        json!({}),
+        ServicesConfig::default(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.kind, "commands_disabled");
     assert!(e.message.contains("--allow-commands"), "{}", e.message);
     assert!(!e.retryable);
@@ -51,7 +59,11 @@ async fn runs_with_templated_argv_stdin_env_and_cwd() {
     assert_eq!(lines.next(), Some("Ada hello Ada"));
     let cwd = std::fs::canonicalize(dir.path()).unwrap();
     assert_eq!(lines.next(), Some(cwd.to_str().unwrap()));
-    assert_eq!(lines.next(), Some(r#"{"name":"Ada"}"#), "stdin is the rendered template");
+    assert_eq!(
+        lines.next(),
+        Some(r#"{"name":"Ada"}"#),
+        "stdin is the rendered template"
+    );
     // The server's environment is not inherited: only PATH, HOME, LANG and `env` (cargo
     // gives this test process CARGO_* variables; the child must not see them).
     assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
@@ -70,21 +82,31 @@ async fn runs_with_templated_argv_stdin_env_and_cwd() {
 #[tokio::test]
 async fn a_non_zero_exit_is_an_error_with_the_tail_of_stderr_unless_expected() {
     let argv = json!(["sh", "-c", "echo partial; echo 'disk full' >&2; exit 3"]);
-    let e = exec(json!({"argv": argv}), json!({}), allowed()).await.unwrap_err();
+    let e = exec(json!({"argv": argv}), json!({}), allowed())
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, "exit_status");
     assert!(e.message.contains("exited with 3"), "{}", e.message);
     assert!(e.message.ends_with("disk full"), "{}", e.message);
 
-    let out = exec(json!({"argv": argv, "expect_exit": [0, 3]}), json!({}), allowed())
-        .await
-        .unwrap();
+    let out = exec(
+        json!({"argv": argv, "expect_exit": [0, 3]}),
+        json!({}),
+        allowed(),
+    )
+    .await
+    .unwrap();
     assert_eq!(out["exit_code"], 3);
     assert_eq!(out["stdout"], "partial\n");
     assert_eq!(out["stderr"], "disk full\n");
 
-    let e = exec(json!({"argv": ["true"], "expect_exit": [1]}), json!({}), allowed())
-        .await
-        .unwrap_err();
+    let e = exec(
+        json!({"argv": ["true"], "expect_exit": [1]}),
+        json!({}),
+        allowed(),
+    )
+    .await
+    .unwrap_err();
     assert!(e.message.contains("exited with 0"), "{}", e.message);
 }
 
@@ -123,7 +145,12 @@ async fn a_missing_program_is_a_spawn_error() {
 fn alive(pid: &str) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // A zombie has ended; it only waits for its parent to read its status.
-        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
         Err(_) => false,
     }
 }

@@ -124,9 +124,7 @@ impl Paginate {
             if url.origin() != origin {
                 page_headers.remove(AUTHORIZATION);
             }
-            let page = agent
-                .send(cx, Method::GET, url, page_headers, None)
-                .await?;
+            let page = agent.send(cx, Method::GET, url, page_headers, None).await?;
             next = self.next_url(&page)?;
             self.collect(&page.body, &mut items);
             pages.push(page.body);
@@ -249,7 +247,9 @@ mod tests {
     #[test]
     fn finds_rel_next_in_link_headers() {
         assert_eq!(
-            link(&[r#"<https://api.github.com/x?page=2>; rel="next", <https://api.github.com/x?page=5>; rel="last""#]),
+            link(&[
+                r#"<https://api.github.com/x?page=2>; rel="next", <https://api.github.com/x?page=5>; rel="last""#
+            ]),
             Some("https://api.github.com/x?page=2".into())
         );
         assert_eq!(
@@ -261,7 +261,10 @@ mod tests {
             Some("/x?a=1,2".into())
         );
         assert_eq!(
-            link(&[r#"<https://a/1>; rel="first""#, r#"<https://a/2>; REL="Next""#]),
+            link(&[
+                r#"<https://a/1>; rel="first""#,
+                r#"<https://a/2>; REL="Next""#
+            ]),
             Some("https://a/2".into())
         );
         assert_eq!(
