@@ -13,10 +13,14 @@ mod common;
 mod context;
 mod error;
 pub mod registry;
+#[cfg(test)]
+mod testing;
 
+pub mod command;
 pub mod delay;
 mod host;
 pub mod http_request;
+pub mod schedule;
 pub mod story;
 pub mod transform;
 pub mod trigger;
@@ -53,6 +57,8 @@ pub enum Outcome {
 pub enum Source<'a> {
     /// Receives HTTP requests.
     Webhook(&'a webhook::Webhook),
+    /// Emits on a cron expression (the engine fires it).
+    Schedule(&'a schedule::Schedule),
 }
 
 /// One configured agent of a story, built once per story load.

@@ -50,6 +50,8 @@ agent_types! {
     "trigger" => crate::trigger::Trigger,
     "delay" => crate::delay::Delay,
     "story" => crate::story::StoryAgent,
+    "command" => crate::command::Command,
+    "schedule" => crate::schedule::Schedule,
 }
 
 fn build_one<T: AgentType>(

@@ -1,5 +1,6 @@
-//! `transform`: reshapes events. Modes: `message` (emit a templated payload) and `extract`
-//! (pull values out with JSONPath or regular expressions).
+//! `transform`: reshapes events. Modes: `message` (emit a templated payload), `extract`
+//! (pull values out with JSONPath or regular expressions) and `explode` (one event per element
+//! of an array).
 
 use std::collections::BTreeMap;
 
@@ -7,7 +8,7 @@ use async_trait::async_trait;
 use regex::Regex;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use switchyard_template::{JsonPath, Template, TemplateValue};
 
 use crate::registry::AgentType;
@@ -54,6 +55,12 @@ pub enum TransformOptions {
         size: Value,
         /// The longest a group stays open.
         max_wait: Duration,
+    },
+    /// Emit one event `{item, index, count}` per element of an array.
+    Explode {
+        /// JSONPath to the array, evaluated on the incoming payload (`$.body.items` for a
+        /// webhook event).
+        path: String,
     },
 }
 
@@ -114,6 +121,8 @@ pub enum Transform {
         /// Longest wait.
         max_wait: Duration,
     },
+    /// `mode: explode`.
+    Explode(JsonPath),
 }
 
 /// A compiled extractor.
@@ -228,6 +237,17 @@ impl AgentType for Transform {
                     max_wait,
                 })
             }
+            TransformOptions::Explode { path } => match JsonPath::parse(&path) {
+                Ok(p) => cx.finish_with(Transform::Explode(p)),
+                Err(e) => {
+                    cx.error_with_hint(
+                        "/path",
+                        format!("bad JSONPath: {e}"),
+                        "the path to an array in the incoming event, like `$.body.items`",
+                    );
+                    Err(Invalid)
+                }
+            },
         }
     }
 }
@@ -320,6 +340,7 @@ impl Agent for Transform {
                     ImplodeResult::Pending { opened: false } => Ok(Outcome::Skip),
                 }
             }
+            Transform::Explode(path) => explode(path, cx.input).map(Outcome::Emit),
         }
     }
 }
@@ -327,6 +348,53 @@ impl Agent for Transform {
 fn group(items: Vec<Value>, complete: bool) -> Value {
     let count = items.len();
     serde_json::json!({"items": items, "count": count, "complete": complete})
+}
+
+/// `{item, index, count}` for each element of the array at `path`.
+fn explode(path: &JsonPath, input: &Value) -> Result<Vec<Value>, AgentError> {
+    let found = path.query(input);
+    let array = match found.as_slice() {
+        [Value::Array(items)] => items,
+        [] => {
+            return Err(AgentError::permanent(
+                "explode",
+                format!("`{}` matches nothing in the incoming event", path.source()),
+            ))
+        }
+        [other] => {
+            return Err(AgentError::permanent(
+                "explode",
+                format!("`{}` is {}, not an array", path.source(), json_type(other)),
+            ))
+        }
+        many => {
+            return Err(AgentError::permanent(
+                "explode",
+                format!(
+                    "`{}` matches {} values, not one array (use a path to the array itself)",
+                    path.source(),
+                    many.len()
+                ),
+            ))
+        }
+    };
+    let count = array.len();
+    Ok(array
+        .iter()
+        .enumerate()
+        .map(|(index, item)| json!({"item": item, "index": index, "count": count}))
+        .collect())
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// Named groups as an object, else the first group, else the whole match; null if none.
@@ -370,5 +438,31 @@ mod tests {
         let whole = Regex::new(r"\d+").unwrap();
         assert_eq!(regex_extract(&whole, "abc 7"), json!("7"));
         assert_eq!(regex_extract(&whole, "none"), Value::Null);
+    }
+
+    #[test]
+    fn explode_emits_item_index_count_and_refuses_non_arrays() {
+        let path = JsonPath::parse("$.body.items").unwrap();
+        let input = json!({"body": {"items": ["a", {"b": 1}, 3]}});
+        assert_eq!(
+            explode(&path, &input).unwrap(),
+            vec![
+                json!({"item": "a", "index": 0, "count": 3}),
+                json!({"item": {"b": 1}, "index": 1, "count": 3}),
+                json!({"item": 3, "index": 2, "count": 3}),
+            ]
+        );
+        assert_eq!(
+            explode(&path, &json!({"body": {"items": []}})).unwrap(),
+            Vec::<Value>::new()
+        );
+        let e = explode(&path, &json!({"body": {"items": {"a": 1}}})).unwrap_err();
+        assert_eq!(e.kind, "explode");
+        assert_eq!(e.message, "`$.body.items` is an object, not an array");
+        let e = explode(&path, &json!({"body": {}})).unwrap_err();
+        assert!(e.message.contains("matches nothing"), "{}", e.message);
+        let all = JsonPath::parse("$.body.items[*]").unwrap();
+        let e = explode(&all, &input).unwrap_err();
+        assert!(e.message.contains("matches 3 values"), "{}", e.message);
     }
 }

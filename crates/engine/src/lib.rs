@@ -85,6 +85,8 @@ struct Inner {
     services: Services,
     resources: Arc<ResourceCache>,
     disabled: ArcSwap<std::collections::HashSet<String>>,
+    /// `credential.NAME` for templates and agents (see [`lookup::EnvCredentials`]).
+    credentials: Arc<dyn switchyard_template::Lookup>,
     queue: queue::Queue,
     timer: timer::Timer,
     cancel: CancellationToken,
@@ -111,6 +113,7 @@ impl Engine {
                 services,
                 resources,
                 disabled: ArcSwap::from_pointee(Default::default()),
+                credentials: Arc::new(lookup::EnvCredentials),
                 queue,
                 timer: timer::Timer::default(),
                 cancel: CancellationToken::new(),
@@ -299,7 +302,7 @@ impl Engine {
     pub fn template_context(&self) -> switchyard_template::ContextBuilder {
         switchyard_template::ContextBuilder::new()
             .resources(Arc::clone(&self.inner.resources) as Arc<dyn switchyard_template::Lookup>)
-            .credentials(Arc::new(lookup::NoCredentials))
+            .credentials(Arc::clone(&self.inner.credentials))
     }
 
     /// Stops taking work and waits (up to `grace`) for running executions to finish.

@@ -37,6 +37,10 @@ pub struct ServeArgs {
     /// Serve the API and webhooks without running agents.
     #[arg(long)]
     no_workers: bool,
+    /// Let `command` agents run programs (refused otherwise). Commands run as the server's
+    /// user with only PATH, HOME and LANG from its environment, plus the agent's `env`.
+    #[arg(long)]
+    allow_commands: bool,
     /// Agent executions at once.
     #[arg(long, default_value_t = 256)]
     concurrency: usize,
@@ -101,8 +105,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let store = SqliteStore::open(store_config)
         .with_context(|| format!("cannot open the store in {}", args.data.display()))?;
-    let services =
-        Services::new(ServicesConfig::default()).context("cannot build the HTTP client")?;
+    let services = Services::new(ServicesConfig {
+        allow_commands: args.allow_commands,
+        ..ServicesConfig::default()
+    })
+    .context("cannot build the HTTP client")?;
+    if args.allow_commands {
+        tracing::warn!("command agents are allowed: stories can run programs as this user");
+    }
     let mut config = EngineConfig::new(&args.stories);
     config.run_workers = !args.no_workers;
     config.concurrency = args.concurrency.max(1);
