@@ -9,6 +9,7 @@ mod openapi;
 mod operations;
 mod pipeline;
 mod reload;
+mod schedule;
 mod stateful;
 mod validate;
 mod webhooks;

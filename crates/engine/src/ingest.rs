@@ -118,44 +118,55 @@ impl Engine {
             started_by,
             parent,
         };
-        match self.inner.store.start_run(start).await {
-            Ok(Started::New) => {}
-            Ok(Started::Duplicate { event_id, run_id }) => {
-                return Ok(Ingested {
-                    event_id,
-                    run_id,
-                    duplicate: true,
-                })
+        // Commit and dispatch run in their own task: if the caller goes away (a client closes
+        // its connection), a committed event must still reach the queue.
+        let engine = self.clone();
+        let agent = Arc::clone(&def.name);
+        let task = tokio::spawn(async move {
+            match engine.inner.store.start_run(start).await {
+                Ok(Started::New) => {}
+                Ok(Started::Duplicate { event_id, run_id }) => {
+                    return Ok(Ingested {
+                        event_id,
+                        run_id,
+                        duplicate: true,
+                    })
+                }
+                Err(switchyard_store::Error::TooLarge { size, limit }) => {
+                    return Err(IngestError::TooLarge(format!(
+                        "the event is {size} bytes, over the limit of {limit} bytes"
+                    )))
+                }
+                Err(e) => return Err(IngestError::Store(e)),
             }
-            Err(switchyard_store::Error::TooLarge { size, limit }) => {
-                return Err(IngestError::TooLarge(format!(
-                    "the event is {size} bytes, over the limit of {limit} bytes"
-                )))
+            if !jobs.is_empty() {
+                let lineage = Lineage::child(None, event_id, agent, Arc::new(payload));
+                for job in jobs {
+                    engine.inner.queue.push(JobMessage {
+                        job_id: job.id,
+                        run_id,
+                        story: job.story,
+                        agent: job.agent,
+                        input_event_id: event_id,
+                        attempts: 0,
+                        run_started_at: now,
+                        lineage: Some(Arc::clone(&lineage)),
+                        deferred: false,
+                        resumed: false,
+                    });
+                }
             }
-            Err(e) => return Err(IngestError::Store(e)),
-        }
-        if !jobs.is_empty() {
-            let lineage = Lineage::child(None, event_id, Arc::clone(&def.name), Arc::new(payload));
-            for job in jobs {
-                self.inner.queue.push(JobMessage {
-                    job_id: job.id,
-                    run_id,
-                    story: job.story,
-                    agent: job.agent,
-                    input_event_id: event_id,
-                    attempts: 0,
-                    run_started_at: now,
-                    lineage: Some(Arc::clone(&lineage)),
-                    deferred: false,
-                    resumed: false,
-                });
-            }
-        }
-        Ok(Ingested {
-            event_id,
-            run_id,
-            duplicate: false,
-        })
+            Ok(Ingested {
+                event_id,
+                run_id,
+                duplicate: false,
+            })
+        });
+        task.await.map_err(|e| {
+            IngestError::Store(switchyard_store::Error::Unavailable(format!(
+                "ingest task failed: {e}"
+            )))
+        })?
     }
 }
 
@@ -222,22 +233,30 @@ impl Engine {
             .collect();
         let run = self.inner.store.run(event.run_id).await?;
         let run_started_at = run.map_or(now, |r| r.started_at);
-        self.inner.store.replay(event.run_id, jobs.clone()).await?;
         let ids = jobs.iter().map(|j| j.id).collect();
-        for j in jobs {
-            self.inner.queue.push(JobMessage {
-                job_id: j.id,
-                run_id: j.run_id,
-                story: j.story,
-                agent: j.agent,
-                input_event_id: j.input_event_id,
-                attempts: 0,
-                run_started_at,
-                lineage: None,
-                deferred: false,
-                resumed: false,
-            });
-        }
+        // As for ingest: once committed, the jobs must be queued even if the caller goes away.
+        let engine = self.clone();
+        let run_id = event.run_id;
+        tokio::spawn(async move {
+            engine.inner.store.replay(run_id, jobs.clone()).await?;
+            for j in jobs {
+                engine.inner.queue.push(JobMessage {
+                    job_id: j.id,
+                    run_id: j.run_id,
+                    story: j.story,
+                    agent: j.agent,
+                    input_event_id: j.input_event_id,
+                    attempts: 0,
+                    run_started_at,
+                    lineage: None,
+                    deferred: false,
+                    resumed: false,
+                });
+            }
+            Ok::<(), switchyard_store::Error>(())
+        })
+        .await
+        .map_err(|e| switchyard_store::Error::Unavailable(format!("replay task failed: {e}")))??;
         Ok(Replayed {
             run_id: event.run_id,
             jobs: ids,

@@ -19,6 +19,7 @@ mod ingest;
 mod lineage;
 mod lookup;
 mod queue;
+mod schedule;
 mod timer;
 mod watch;
 
@@ -136,6 +137,11 @@ impl Engine {
                 .spawn(async move { e.run_workers(receiver).await });
             let e = engine.clone();
             engine.inner.tasks.spawn(async move { e.run_timer().await });
+            let e = engine.clone();
+            engine
+                .inner
+                .tasks
+                .spawn(async move { e.run_scheduler().await });
         }
         if config.watch {
             watch::spawn(engine.clone());

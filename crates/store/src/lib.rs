@@ -335,6 +335,9 @@ pub trait Store: Send + Sync + 'static {
         job: JobId,
     ) -> Result<Option<Vec<String>>>;
 
+    /// The greatest idempotency key of `story` that starts with `prefix` (schedules record
+    /// their ticks as `schedule:AGENT:TIME`, so this is the last tick fired).
+    async fn last_idempotency_key(&self, story: &str, prefix: &str) -> Result<Option<String>>;
     /// Switches a story on or off (persisted across restarts and reloads).
     async fn set_story_enabled(&self, story: &str, enabled: bool) -> Result<()>;
     /// The stories switched off.

@@ -507,6 +507,21 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn last_idempotency_key(&self, story: &str, prefix: &str) -> Result<Option<String>> {
+        let (story, prefix) = (story.to_string(), prefix.to_string());
+        self.readers
+            .with(move |c| {
+                // Keys starting with `prefix` sort in [prefix, prefix + U+FFFF).
+                let upper = format!("{prefix}\u{ffff}");
+                c.prepare_cached(
+                    "SELECT key FROM webhook_deliveries WHERE story = ?1 AND key >= ?2 AND key < ?3 ORDER BY key DESC LIMIT 1",
+                )?
+                .query_row(params![story, prefix, upper], |r| r.get(0))
+                .optional()
+            })
+            .await
+    }
+
     async fn set_story_enabled(&self, story: &str, enabled: bool) -> Result<()> {
         let at = switchyard_types::now().timestamp_micros();
         self.write(WriteOp::SetStoryEnabled(story.to_string(), enabled, at))
