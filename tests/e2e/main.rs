@@ -2,11 +2,13 @@
 //! loopback and a real SQLite store in a temporary directory.
 
 mod support;
+mod webdriver;
 
 mod cli;
 mod durability;
 mod pipeline;
 mod reload;
 mod stateful;
+mod ui;
 mod validate;
 mod webhooks;

@@ -15,6 +15,7 @@ use switchyard_store::RunQuery;
 use switchyard_types::{EventId, RunId, RunStatus};
 
 use crate::error::ApiError;
+use crate::redact::redact_options;
 use crate::webhook::{ingest_and_answer, parse_body};
 use crate::AppState;
 
@@ -85,7 +86,7 @@ pub async fn show_story(
                     "type": a.kind,
                     "description": a.description,
                     "from": a.from.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
-                    "options": a.options,
+                    "options": redact_options(&a.options),
                 })
             })
             .collect(),

@@ -1,8 +1,14 @@
 //! HTTP: webhooks (`/webhook/{story}/{path}`), the REST API behind the CLI (`/api/v1`),
-//! `/healthz` and `/readyz`. [`app`] builds the router; the binary serves it.
+//! the web view (`/`), `/healthz` and `/readyz`. [`app`] builds the router; the binary
+//! serves it.
 
 mod api;
 mod error;
+mod origin;
+mod redact;
+mod stream;
+pub mod ui;
+mod views;
 mod webhook;
 mod webhook_auth;
 
@@ -10,6 +16,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post, put};
 use axum::Router;
 use switchyard_engine::Engine;
+use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
 
@@ -18,6 +25,19 @@ pub use error::ApiError;
 pub struct AppState {
     /// The engine.
     pub engine: Engine,
+    /// Cancelled when the server begins to shut down: ends long-lived responses (event
+    /// streams) so a graceful shutdown does not wait for them forever.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// State for an engine, with a fresh shutdown token.
+    pub fn new(engine: Engine) -> Self {
+        AppState {
+            engine,
+            shutdown: CancellationToken::new(),
+        }
+    }
 }
 
 /// The whole HTTP application.
@@ -26,9 +46,15 @@ pub fn app(state: AppState) -> Router {
         .route("/stories", get(api::list_stories))
         .route("/stories/{name}", get(api::show_story))
         .route("/stories/{name}/agents/{agent}/trigger", post(api::trigger))
+        .route(
+            "/stories/{name}/agents/{agent}/events",
+            get(views::agent_events),
+        )
         .route("/runs", get(api::list_runs))
+        .route("/runs/stats", get(views::run_stats))
         .route("/runs/{id}", get(api::show_run))
         .route("/events", get(api::list_events))
+        .route("/events/stream", get(stream::events_stream))
         .route("/events/{id}", get(api::show_event))
         .route("/events/{id}/replay", post(api::replay_event))
         .route("/resources", get(api::list_resources))
@@ -38,7 +64,8 @@ pub fn app(state: AppState) -> Router {
                 .get(api::get_resource)
                 .delete(api::delete_resource),
         )
-        .fallback(api::not_found);
+        .fallback(api::not_found)
+        .layer(axum::middleware::from_fn(origin::same_origin_writes));
     Router::new()
         .route(
             "/webhook/{story}/{*path}",
@@ -47,5 +74,6 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .nest("/api/v1", api)
+        .merge(ui::routes())
         .with_state(state)
 }

@@ -126,11 +126,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         "switchyard is serving: webhooks at http://{}/webhook/STORY/PATH",
         args.listen
     );
-    let app = switchyard_server::app(AppState {
-        engine: engine.clone(),
-    });
+    let state = AppState::new(engine.clone());
+    let closing = state.shutdown.clone();
+    let app = switchyard_server::app(state);
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            closing.cancel();
+        })
         .await
         .context("the HTTP server failed")?;
     tracing::info!("shutting down");
