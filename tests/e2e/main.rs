@@ -11,4 +11,5 @@ mod reload;
 mod stateful;
 mod ui;
 mod validate;
+mod web_api;
 mod webhooks;

@@ -55,7 +55,11 @@ fn artifacts() -> PathBuf {
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -89,19 +93,38 @@ async fn web_view_shows_the_graph_follows_runs_live_and_replays() {
         .await;
 
     let out = artifacts();
-    let browser = Browser::start(&chromium, &chromedriver, &data.path().join("chromedriver.log")).await;
+    let browser = Browser::start(
+        &chromium,
+        &chromedriver,
+        &data.path().join("chromedriver.log"),
+    )
+    .await;
 
     // The page and its headers: a strict CSP, no inline code.
     let page = reqwest::get(format!("{}/", server.url)).await.unwrap();
-    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
-    assert!(csp.contains("default-src 'self'") && csp.contains("script-src 'self'"), "{csp}");
-    assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("default-src 'self'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
 
     // Stories: name, webhook URL, counts of the last hour.
     browser.goto(&format!("{}/", server.url)).await;
-    browser.wait_css("tr[data-story='orders'] .stat-hour .count", WAIT).await;
+    browser
+        .wait_css("tr[data-story='orders'] .stat-hour .count", WAIT)
+        .await;
     let row = browser
-        .js("return document.querySelector(\"tr[data-story='orders']\").innerText", json!([]))
+        .js(
+            "return document.querySelector(\"tr[data-story='orders']\").innerText",
+            json!([]),
+        )
         .await;
     let row = row.as_str().unwrap_or_default();
     assert!(row.contains("/webhook/orders/inbound"), "{row}");
@@ -112,7 +135,10 @@ async fn web_view_shows_the_graph_follows_runs_live_and_replays() {
     browser.click("tr[data-story='orders'] a.story-name").await;
     browser.wait_css("svg.graph g.node[data-agent]", WAIT).await;
     let nodes = browser
-        .js("return [...document.querySelectorAll('svg.graph g.node')].map(n => n.dataset.agent)", json!([]))
+        .js(
+            "return [...document.querySelectorAll('svg.graph g.node')].map(n => n.dataset.agent)",
+            json!([]),
+        )
         .await;
     let mut nodes = strings(&nodes);
     nodes.sort();
@@ -122,26 +148,47 @@ async fn web_view_shows_the_graph_follows_runs_live_and_replays() {
         .await;
     assert_eq!(strings(&error_edges), ["deliver>alert"]);
     let plain_edges = browser
-        .js("return document.querySelectorAll('svg.graph .edge:not(.edge-error)').length", json!([]))
+        .js(
+            "return document.querySelectorAll('svg.graph .edge:not(.edge-error)').length",
+            json!([]),
+        )
         .await;
     assert_eq!(plain_edges, 3);
     // Selecting an agent shows its options, the credential redacted, and its events.
-    browser.click("svg.graph g.node[data-agent='deliver']").await;
-    browser.wait_css(".agent-panel[data-agent='deliver'] .event-item", WAIT).await;
+    browser
+        .click("svg.graph g.node[data-agent='deliver']")
+        .await;
+    browser
+        .wait_css(".agent-panel[data-agent='deliver'] .event-item", WAIT)
+        .await;
     let options = browser
-        .js("return document.querySelector('.agent-panel pre.options').textContent", json!([]))
+        .js(
+            "return document.querySelector('.agent-panel pre.options').textContent",
+            json!([]),
+        )
         .await;
     let options = options.as_str().unwrap_or_default();
-    assert!(options.contains("Bearer [redacted:warehouse_token]"), "{options}");
+    assert!(
+        options.contains("Bearer [redacted:warehouse_token]"),
+        "{options}"
+    );
     assert!(!options.contains("credential."), "{options}");
-    assert!(browser.url().await.ends_with("#/stories/orders/agents/deliver"));
+    assert!(browser
+        .url()
+        .await
+        .ends_with("#/stories/orders/agents/deliver"));
     browser.screenshot(&out.join("2-story-graph.png")).await;
 
     // Runs: the list is live. A marker on `window` proves the page never reloads.
     browser.click("a[data-nav='runs']").await;
     browser.wait_css("tr[data-run]", WAIT).await;
     browser
-        .wait_for("the live stream", "return document.getElementById('live').dataset.state === 'live'", json!([]), WAIT)
+        .wait_for(
+            "the live stream",
+            "return document.getElementById('live').dataset.state === 'live'",
+            json!([]),
+            WAIT,
+        )
         .await;
     browser.js("window.__sameDocument = true", json!([])).await;
     let (status, ids) = server
@@ -158,9 +205,17 @@ async fn web_view_shows_the_graph_follows_runs_live_and_replays() {
             WAIT,
         )
         .await;
-    assert_eq!(browser.js("return window.__sameDocument === true", json!([])).await, true);
+    assert_eq!(
+        browser
+            .js("return window.__sameDocument === true", json!([]))
+            .await,
+        true
+    );
     let first_row = browser
-        .js("return document.querySelector('tbody tr[data-run]').dataset.run", json!([]))
+        .js(
+            "return document.querySelector('tbody tr[data-run]').dataset.run",
+            json!([]),
+        )
         .await;
     assert_eq!(first_row, run_id.as_str(), "the newest run is on top");
     browser.screenshot(&out.join("3-runs.png")).await;
@@ -168,7 +223,9 @@ async fn web_view_shows_the_graph_follows_runs_live_and_replays() {
     // The run: each agent's status, tries and duration; the failure of `deliver` (its
     // credential is not set) handled by `alert`.
     browser.click(&format!("{row} a.mono")).await;
-    browser.wait_css(".tree-job[data-agent='alert']", WAIT).await;
+    browser
+        .wait_css(".tree-job[data-agent='alert']", WAIT)
+        .await;
     let states = browser
         .js("return Object.fromEntries([...document.querySelectorAll('table.timeline tr[data-agent]')].map(r => [r.dataset.agent, r.dataset.state]))", json!([]))
         .await;
@@ -180,13 +237,25 @@ async fn web_view_shows_the_graph_follows_runs_live_and_replays() {
         .js("return document.querySelector(\".tree-job[data-agent='deliver'] .job-error\").textContent", json!([]))
         .await;
     assert!(
-        deliver_error.as_str().unwrap_or_default().contains("warehouse_token"),
+        deliver_error
+            .as_str()
+            .unwrap_or_default()
+            .contains("warehouse_token"),
         "{deliver_error}"
     );
     let payloads = browser
-        .js("return document.querySelector('.tree-root > .tree-event pre.json').textContent", json!([]))
+        .js(
+            "return document.querySelector('.tree-root > .tree-event pre.json').textContent",
+            json!([]),
+        )
         .await;
-    assert!(payloads.as_str().unwrap_or_default().contains("\"qty\": 12"), "pretty-printed: {payloads}");
+    assert!(
+        payloads
+            .as_str()
+            .unwrap_or_default()
+            .contains("\"qty\": 12"),
+        "pretty-printed: {payloads}"
+    );
     browser.resize(1400, 2000).await;
     browser.screenshot(&out.join("4-run.png")).await;
 
@@ -202,11 +271,16 @@ async fn web_view_shows_the_graph_follows_runs_live_and_replays() {
         .unwrap()
         .to_string();
     let jobs_before = browser
-        .js("return document.querySelectorAll('.tree-job').length", json!([]))
+        .js(
+            "return document.querySelectorAll('.tree-job').length",
+            json!([]),
+        )
         .await;
     assert_eq!(jobs_before, 4);
     browser
-        .click(&format!("[data-event='{shape_event}'] > .event-card button.replay"))
+        .click(&format!(
+            "[data-event='{shape_event}'] > .event-card button.replay"
+        ))
         .await;
     browser
         .wait_for(
@@ -219,8 +293,17 @@ async fn web_view_shows_the_graph_follows_runs_live_and_replays() {
     let replayed = browser
         .js("return [...document.querySelectorAll(\".tree-job[data-agent='deliver']\")].map(j => j.dataset.state)", json!([]))
         .await;
-    assert_eq!(strings(&replayed), ["failed", "failed"], "the replayed delivery ran again");
-    assert_eq!(browser.js("return window.__sameDocument === true", json!([])).await, true);
+    assert_eq!(
+        strings(&replayed),
+        ["failed", "failed"],
+        "the replayed delivery ran again"
+    );
+    assert_eq!(
+        browser
+            .js("return window.__sameDocument === true", json!([]))
+            .await,
+        true
+    );
     browser.screenshot(&out.join("5-run-replayed.png")).await;
 
     // A narrow screen: the runs list still reads well.

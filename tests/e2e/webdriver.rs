@@ -158,7 +158,13 @@ impl Browser {
     }
 
     /// Waits until the script returns something truthy; returns it.
-    pub async fn wait_for(&self, what: &str, script: &str, args: Value, timeout: Duration) -> Value {
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        script: &str,
+        args: Value,
+        timeout: Duration,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             let v = self.js(script, args.clone()).await;
@@ -173,9 +179,7 @@ impl Browser {
                 return v;
             }
             if Instant::now() >= deadline {
-                let text = self
-                    .js("return document.body.innerText", json!([]))
-                    .await;
+                let text = self.js("return document.body.innerText", json!([])).await;
                 panic!("timed out after {timeout:?} waiting for {what}; the page shows:\n{text}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -29,7 +29,9 @@ const SECRET_KEYS: &[&str] = &[
 
 fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase().replace('-', "_");
-    SECRET_KEYS.iter().any(|s| key == *s || key.ends_with(&format!("_{s}")))
+    SECRET_KEYS
+        .iter()
+        .any(|s| key == *s || key.ends_with(&format!("_{s}")))
 }
 
 /// The options with every credential reference and literal secret replaced.
@@ -110,7 +112,8 @@ mod tests {
 
     #[test]
     fn text_that_only_mentions_credentials_is_kept() {
-        let options = json!({"description": "uses the credential store", "body": "{{ credentials_count }}"});
+        let options =
+            json!({"description": "uses the credential store", "body": "{{ credentials_count }}"});
         assert_eq!(redact_options(&options), options);
     }
 }

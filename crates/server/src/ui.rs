@@ -158,7 +158,13 @@ mod tests {
     fn no_asset_assigns_html() {
         for a in ASSETS.iter().filter(|a| a.path.ends_with(".js")) {
             let text = std::str::from_utf8(a.body).expect("utf-8");
-            for banned in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("] {
+            for banned in [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+                "eval(",
+            ] {
                 assert!(!text.contains(banned), "{} uses {banned}", a.path);
             }
         }

@@ -199,7 +199,9 @@ mod tests {
         drop(SqliteStore::open(SqliteConfig::new(dir.path())).expect("open"));
         let c = rusqlite::Connection::open(dir.path().join("switchyard.db")).expect("db");
         let plan = |sql: &str| -> String {
-            let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).expect("plan");
+            let mut stmt = c
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("plan");
             let rows = stmt
                 .query_map([], |r| r.get::<_, String>(3))
                 .expect("rows")
