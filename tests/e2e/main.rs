@@ -10,6 +10,7 @@ mod pipeline;
 mod reload;
 mod stateful;
 mod ui;
+mod ui_auth;
 mod validate;
 mod web_api;
 mod webhooks;

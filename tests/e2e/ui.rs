@@ -11,9 +11,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::{stories_dir, Server, Sink};
-use crate::webdriver::{find_browser, Browser};
+use crate::webdriver::{require_browser, Browser};
 
-const ORDERS: &str = r#"
+pub const ORDERS: &str = r#"
 name: orders
 description: Takes an order from the shop, shapes it and delivers it to the warehouse
 agents:
@@ -47,9 +47,9 @@ agents:
     payload: {failed: "{{ deliver.error.message }}"}
 "#;
 
-const WAIT: Duration = Duration::from_secs(15);
+pub const WAIT: Duration = Duration::from_secs(15);
 
-fn artifacts() -> PathBuf {
+pub fn artifacts() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/artifacts")
 }
 
@@ -65,17 +65,7 @@ fn strings(v: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn web_view_shows_the_graph_follows_runs_live_and_replays() {
-    let Some((chromium, chromedriver)) = find_browser() else {
-        let required = std::env::var("SWITCHYARD_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "Chromium and chromedriver are needed for the browser test: \
-             apt-get install chromium chromium-driver (tests/run does this)"
-        );
-        eprintln!(
-            "WARNING: the browser test did NOT run: chromium/chromedriver are not installed \
-             (apt-get install chromium chromium-driver, or run tests/run)"
-        );
+    let Some((chromium, chromedriver)) = require_browser() else {
         return;
     };
     let stories = stories_dir(&[("orders.yaml", ORDERS)]);

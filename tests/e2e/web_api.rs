@@ -229,7 +229,23 @@ async fn writes_from_other_origins_are_refused_and_the_page_is_locked_down() {
     assert_eq!(r.status(), 403);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "cross_origin");
-    // The page's own origin, and clients that send no Origin (the CLI), may write.
+    let r = http
+        .post(&replay)
+        .header("Sec-Fetch-Site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // A browser's same-origin call (even behind a proxy that rewrites Host), the page's own
+    // origin, and clients that send no Origin (the CLI) may write.
+    let r = http
+        .post(&replay)
+        .header("Sec-Fetch-Site", "same-origin")
+        .header("Origin", "https://switchyard.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
     let r = http
         .post(&replay)
         .header("Origin", &server.url)

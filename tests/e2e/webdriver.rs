@@ -36,6 +36,25 @@ pub fn find_browser() -> Option<(PathBuf, PathBuf)> {
     ))
 }
 
+/// Chromium and chromedriver; `None` (with a loud warning) when they are missing, unless
+/// `SWITCHYARD_REQUIRE_SERVICES=1` (as `tests/run` sets): then the test fails.
+pub fn require_browser() -> Option<(PathBuf, PathBuf)> {
+    let found = find_browser();
+    if found.is_none() {
+        let required = std::env::var("SWITCHYARD_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "Chromium and chromedriver are needed for the browser tests: \
+             apt-get install chromium chromium-driver (tests/run does this)"
+        );
+        eprintln!(
+            "WARNING: a browser test did NOT run: chromium/chromedriver are not installed \
+             (apt-get install chromium chromium-driver, or run tests/run)"
+        );
+    }
+    found
+}
+
 /// A chromedriver process and one browser session.
 pub struct Browser {
     driver: Child,
@@ -215,6 +234,27 @@ impl Browser {
             reqwest::Method::POST,
             &format!("/element/{id}/click"),
             Some(json!({})),
+        )
+        .await;
+    }
+
+    /// Types text into the first element matching `css`.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let found = self
+            .call(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        let id = found[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {found}"))
+            .to_string();
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({"text": text})),
         )
         .await;
     }
