@@ -2,6 +2,7 @@
 //! loopback and a real SQLite store in a temporary directory.
 
 mod support;
+mod webdriver;
 
 mod cli;
 mod durability;
@@ -11,5 +12,8 @@ mod pipeline;
 mod reload;
 mod schedule;
 mod stateful;
+mod ui;
+mod ui_auth;
 mod validate;
+mod web_api;
 mod webhooks;

@@ -16,6 +16,7 @@ use switchyard_types::{EventId, RunId, RunStatus};
 
 use crate::error::ApiError;
 use crate::model::*;
+use crate::redact::redact_options;
 use crate::webhook::parse_body;
 use crate::AppState;
 
@@ -120,7 +121,7 @@ pub async fn show_story(
                 kind: a.kind.clone(),
                 description: a.description.clone(),
                 from: a.from.iter().map(|f| f.to_string()).collect(),
-                options: a.options.clone(),
+                options: redact_options(&a.options),
             })
             .collect(),
     }))

@@ -1,10 +1,16 @@
 //! HTTP: webhooks (`/webhook/{story}/{path}`), the REST API behind the CLI (`/api/v1`),
-//! `/healthz` and `/readyz`. [`app`] builds the router; the binary serves it.
+//! the web view (`/`), `/healthz` and `/readyz`. [`app`] builds the router; the binary
+//! serves it.
 
 mod api;
 mod error;
 pub mod model;
 mod openapi;
+mod origin;
+mod redact;
+mod stream;
+pub mod ui;
+mod views;
 mod webhook;
 mod webhook_auth;
 
@@ -12,6 +18,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post, put};
 use axum::Router;
 use switchyard_engine::Engine;
+use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
 
@@ -22,6 +29,29 @@ pub struct AppState {
     pub engine: Engine,
     /// Renders the Prometheus metrics (None: `/metrics` answers 404).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Cancelled when the server begins to shut down: ends long-lived responses (event
+    /// streams) so a graceful shutdown does not wait for them forever.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// State for an engine, with a fresh shutdown token and no metrics.
+    pub fn new(engine: Engine) -> Self {
+        AppState {
+            engine,
+            metrics: None,
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// With a Prometheus handle for `/metrics`.
+    pub fn with_metrics(
+        mut self,
+        metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    ) -> Self {
+        self.metrics = metrics;
+        self
+    }
 }
 
 /// The whole HTTP application.
@@ -32,9 +62,15 @@ pub fn app(state: AppState) -> Router {
         .route("/stories/{name}/enable", post(api::enable_story))
         .route("/stories/{name}/disable", post(api::disable_story))
         .route("/stories/{name}/agents/{agent}/trigger", post(api::trigger))
+        .route(
+            "/stories/{name}/agents/{agent}/events",
+            get(views::agent_events),
+        )
         .route("/runs", get(api::list_runs))
+        .route("/runs/stats", get(views::run_stats))
         .route("/runs/{id}", get(api::show_run))
         .route("/events", get(api::list_events))
+        .route("/events/stream", get(stream::events_stream))
         .route("/events/{id}", get(api::show_event))
         .route("/events/{id}/replay", post(api::replay_event))
         .route("/openapi.json", get(openapi::serve))
@@ -45,7 +81,8 @@ pub fn app(state: AppState) -> Router {
                 .get(api::get_resource)
                 .delete(api::delete_resource),
         )
-        .fallback(api::not_found);
+        .fallback(api::not_found)
+        .layer(axum::middleware::from_fn(origin::same_origin_writes));
     Router::new()
         .route(
             "/webhook/{story}/{*path}",
@@ -55,5 +92,6 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))
         .nest("/api/v1", api)
+        .merge(ui::routes())
         .with_state(state)
 }

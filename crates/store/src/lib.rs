@@ -262,6 +262,17 @@ pub struct RunQuery {
     pub limit: usize,
 }
 
+/// How many runs of one story with one status started in a window.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RunCount {
+    /// Story.
+    pub story: String,
+    /// Status now.
+    pub status: RunStatus,
+    /// Runs.
+    pub count: u64,
+}
+
 /// The embedded or scaled-out store.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -289,6 +300,18 @@ pub trait Store: Send + Sync + 'static {
     /// Events stored after `seq`, oldest first.
     async fn events_after(&self, seq: i64, story: Option<&str>, limit: usize)
         -> Result<Vec<Event>>;
+    /// Runs started at or after `since`, counted by story and status (an index range over
+    /// the time-ordered run ids: the cost follows the runs in the window, not the history).
+    async fn run_counts(&self, since: Timestamp) -> Result<Vec<RunCount>>;
+    /// The latest events of one agent of a story, newest first, with a sequence number below
+    /// `before` (keyset pagination), at most `limit`.
+    async fn agent_events(
+        &self,
+        story: &str,
+        agent: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Event>>;
     /// The highest event sequence number (0 when empty).
     async fn last_event_seq(&self) -> Result<i64>;
     /// Queued jobs, ordered by (due time, id), after the keyset position `after` and due by

@@ -155,12 +155,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .and_then(|b| b.install_recorder())
         .map_err(|e| tracing::warn!(error = %e, "metrics are disabled"))
         .ok();
-    let app = switchyard_server::app(AppState {
-        engine: engine.clone(),
-        metrics,
-    });
+    let state = AppState::new(engine.clone()).with_metrics(metrics);
+    let closing = state.shutdown.clone();
+    let app = switchyard_server::app(state);
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            closing.cancel();
+        })
         .await
         .context("the HTTP server failed")?;
     tracing::info!("shutting down");

@@ -6,6 +6,7 @@
 //! blocking threads; WAL lets them run beside the writer.
 
 mod rows;
+mod views;
 mod writer;
 
 use std::fs::File;
@@ -19,7 +20,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     CommitStats, CommitStatsSnapshot, Error, FinishJob, Finished, ImplodeAdd, NewJob, Pruned,
-    QueuedJob, Reschedule, Resource, Result, RunQuery, StartRun, Started, StateScope, Store,
+    QueuedJob, Reschedule, Resource, Result, RunCount, RunQuery, StartRun, Started, StateScope,
+    Store,
 };
 use rows::{
     event_from_row, job_from_row, micros, queued_from_row, run_from_row, EVENT_COLUMNS,
@@ -31,6 +33,7 @@ use writer::{WriteOp, WriteReply, WriteRequest};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../../migrations/sqlite/0001_init.sql"),
     include_str!("../../../../migrations/sqlite/0003_operations.sql"),
+    include_str!("../../../../migrations/sqlite/0004_events_by_agent.sql"),
 ];
 
 /// How hard SQLite syncs on commit.
@@ -368,6 +371,25 @@ impl Store for SqliteStore {
                     }
                 }
             })
+            .await
+    }
+
+    async fn run_counts(&self, since: Timestamp) -> Result<Vec<RunCount>> {
+        self.readers
+            .with(move |c| views::run_counts(c, since))
+            .await
+    }
+
+    async fn agent_events(
+        &self,
+        story: &str,
+        agent: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        let (story, agent) = (story.to_string(), agent.to_string());
+        self.readers
+            .with(move |c| views::agent_events(c, &story, &agent, before, limit))
             .await
     }
 
