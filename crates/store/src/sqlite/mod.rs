@@ -17,6 +17,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use switchyard_types::{Event, EventId, Job, JobId, Run, RunId, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::ops::{WriteOp, WriteReply};
 use crate::{
     CommitStats, CommitStatsSnapshot, Error, FinishJob, Finished, ImplodeAdd, NewJob, QueuedJob,
     Reschedule, Resource, Result, RunQuery, StartRun, Started, StateScope, Store,
@@ -25,7 +26,7 @@ use rows::{
     event_from_row, job_from_row, micros, queued_from_row, run_from_row, EVENT_COLUMNS,
     JOB_COLUMNS, RUN_COLUMNS,
 };
-use writer::{WriteOp, WriteReply, WriteRequest};
+use writer::WriteRequest;
 
 const MIGRATIONS: &[&str] = &[include_str!("../../../../migrations/sqlite/0001_init.sql")];
 
