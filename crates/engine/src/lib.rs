@@ -18,6 +18,7 @@ mod host;
 mod ingest;
 mod lineage;
 mod lookup;
+mod parked;
 mod queue;
 mod timer;
 mod watch;
@@ -82,6 +83,7 @@ struct Inner {
     services: Services,
     resources: Arc<ResourceCache>,
     queue: queue::Queue,
+    parked: parked::Parked,
     timer: timer::Timer,
     cancel: CancellationToken,
     tasks: TaskTracker,
@@ -107,6 +109,7 @@ impl Engine {
                 services,
                 resources,
                 queue,
+                parked: parked::Parked::default(),
                 timer: timer::Timer::default(),
                 cancel: CancellationToken::new(),
                 tasks: TaskTracker::new(),
@@ -122,6 +125,8 @@ impl Engine {
                 .spawn(async move { e.run_workers(receiver).await });
             let e = engine.clone();
             engine.inner.tasks.spawn(async move { e.run_timer().await });
+            let e = engine.clone();
+            engine.inner.tasks.spawn(async move { e.run_parked().await });
         }
         if config.watch {
             watch::spawn(engine.clone());

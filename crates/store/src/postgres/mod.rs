@@ -116,7 +116,10 @@ impl<'s> MigrationSource<'s> for Embedded {
 
 fn options(url: &str) -> std::result::Result<PgConnectOptions, ConnectError> {
     PgConnectOptions::from_str(url)
-        .map(|o| o.application_name("switchyard"))
+        .map(|o| {
+            o.application_name("switchyard")
+                .options([("client_min_messages", "warning")])
+        })
         .map_err(|e| ConnectError::Url(e.to_string()))
 }
 

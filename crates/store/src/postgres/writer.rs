@@ -7,14 +7,17 @@
 //! cannot spoil its batch.
 //!
 //! The task owns its connection and survives losing it: a connection that breaks before
-//! COMMIT was sent is reopened and the batch tried again (nothing of it was committed); when
-//! the database cannot be reached every waiter gets `Error::Unavailable` at once, and the
-//! next batch tries to connect again.
+//! COMMIT was sent is reopened and the batch tried again (nothing of it was committed); a
+//! connection lost while COMMIT was in flight leaves the outcome unknown, so the writer asks
+//! a new connection for the transaction's status (`txid_status`) before it answers anyone.
+//! When the database cannot be reached every waiter gets `Error::Unavailable` at once, and
+//! the next batch tries to connect again.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx_core::connection::{ConnectOptions, Connection};
+use sqlx_core::query_scalar::query_scalar;
 use sqlx_postgres::{PgConnectOptions, PgConnection};
 use tokio::sync::{mpsc, oneshot};
 
@@ -41,8 +44,15 @@ pub struct WriterConfig {
 enum Failure {
     /// Nothing was committed: try again (on a new connection when `reconnect`).
     Retry { reconnect: bool, message: String },
-    /// The outcome is unknown or the connection is unusable: tell the waiters.
+    /// The batch failed and the connection is unusable: tell the waiters.
     Fatal(String),
+    /// COMMIT was sent but its answer was lost with the connection: whether transaction
+    /// `xid` committed is found out on a new connection.
+    Unknown {
+        xid: i64,
+        results: Vec<Result<WriteReply>>,
+        message: String,
+    },
 }
 
 /// Runs until every sender is dropped.
@@ -112,6 +122,21 @@ async fn commit(
                 }
                 last = message;
             }
+            Ok(Err(Failure::Unknown {
+                xid,
+                results,
+                message,
+            })) => {
+                *slot = None;
+                match resolve(config, xid).await {
+                    Some(true) => return results,
+                    Some(false) => last = message,
+                    None => {
+                        tracing::error!(error = %message, "lost the answer to a COMMIT");
+                        return fail_all(ops.len(), &message);
+                    }
+                }
+            }
             Ok(Err(Failure::Fatal(message))) => {
                 tracing::error!(error = %message, "PostgreSQL commit failed");
                 *slot = None;
@@ -127,16 +152,43 @@ async fn commit(
     fail_all(ops.len(), &last)
 }
 
+/// Whether transaction `xid` committed (`txid_status`), asked on a new connection until the
+/// commit timeout; `None` when the database stays out of reach.
+async fn resolve(config: &WriterConfig, xid: i64) -> Option<bool> {
+    let deadline = Instant::now() + config.commit_timeout;
+    while Instant::now() < deadline {
+        let status = async {
+            let mut conn = config.options.connect().await?;
+            let status: Option<String> = query_scalar("SELECT txid_status($1)")
+                .bind(xid)
+                .fetch_one(&mut conn)
+                .await?;
+            let _ = conn.close().await;
+            Ok::<_, sqlx_core::Error>(status)
+        };
+        match tokio::time::timeout(config.connect_timeout, status).await {
+            Ok(Ok(Some(s))) if s == "committed" => return Some(true),
+            Ok(Ok(Some(s))) if s == "aborted" => return Some(false),
+            _ => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+    None
+}
+
 /// One attempt: the batch in bulk, or (when a write in it fails) write by write.
 async fn apply(
     conn: &mut PgConnection,
     ops: &[&WriteOp],
 ) -> std::result::Result<Vec<Result<WriteReply>>, Failure> {
     let mut tx = conn.begin().await.map_err(before_commit)?;
+    let xid = transaction_id(&mut tx).await?;
     match batch::apply(&mut tx, ops).await {
         Ok(replies) => {
-            tx.commit().await.map_err(at_commit)?;
-            return Ok(replies.into_iter().map(Ok).collect());
+            let results: Vec<Result<WriteReply>> = replies.into_iter().map(Ok).collect();
+            return match tx.commit().await {
+                Ok(()) => Ok(results),
+                Err(e) => Err(at_commit(e, xid, results)),
+            };
         }
         Err(BatchError::Sql(e)) if is_connection(&e) || is_transient(&e) => {
             return Err(before_commit(e))
@@ -147,6 +199,7 @@ async fn apply(
         }
     }
     let mut tx = conn.begin().await.map_err(before_commit)?;
+    let xid = transaction_id(&mut tx).await?;
     let mut results = Vec::with_capacity(ops.len());
     for op in ops {
         let mut savepoint = Connection::begin(&mut *tx).await.map_err(before_commit)?;
@@ -167,8 +220,18 @@ async fn apply(
             }
         }
     }
-    tx.commit().await.map_err(at_commit)?;
-    Ok(results)
+    match tx.commit().await {
+        Ok(()) => Ok(results),
+        Err(e) => Err(at_commit(e, xid, results)),
+    }
+}
+
+/// The id of the transaction in progress (which also assigns one at once).
+async fn transaction_id(conn: &mut PgConnection) -> std::result::Result<i64, Failure> {
+    query_scalar("SELECT txid_current()")
+        .fetch_one(conn)
+        .await
+        .map_err(before_commit)
 }
 
 /// A failure before COMMIT was sent: nothing is committed, so the batch may be retried.
@@ -188,12 +251,18 @@ fn before_commit(e: sqlx_core::Error) -> Failure {
     }
 }
 
-/// A failure of COMMIT itself: a serialization failure or deadlock means it rolled back;
-/// anything else (the connection dropped) leaves the outcome unknown.
-fn at_commit(e: sqlx_core::Error) -> Failure {
+/// A failure of COMMIT itself: a serialization failure or deadlock means it rolled back; a
+/// lost connection leaves the outcome to be found out.
+fn at_commit(e: sqlx_core::Error, xid: i64, results: Vec<Result<WriteReply>>) -> Failure {
     if is_transient(&e) {
         Failure::Retry {
             reconnect: false,
+            message: e.to_string(),
+        }
+    } else if is_connection(&e) {
+        Failure::Unknown {
+            xid,
+            results,
             message: e.to_string(),
         }
     } else {
