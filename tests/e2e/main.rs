@@ -6,6 +6,7 @@ mod support;
 mod cli;
 mod durability;
 mod pipeline;
+mod postgres;
 mod reload;
 mod stateful;
 mod validate;

@@ -126,7 +126,10 @@ impl Engine {
             let e = engine.clone();
             engine.inner.tasks.spawn(async move { e.run_timer().await });
             let e = engine.clone();
-            engine.inner.tasks.spawn(async move { e.run_parked().await });
+            engine
+                .inner
+                .tasks
+                .spawn(async move { e.run_parked().await });
         }
         if config.watch {
             watch::spawn(engine.clone());
