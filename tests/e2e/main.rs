@@ -9,6 +9,7 @@ mod durability;
 mod openapi;
 mod operations;
 mod pipeline;
+mod postgres;
 mod reload;
 mod schedule;
 mod stateful;

@@ -82,8 +82,18 @@ impl Engine {
     pub(crate) async fn execute(&self, job: JobMessage) {
         let job_id = job.job_id;
         let deferred = job.deferred;
-        if let Err(e) = self.try_execute(job).await {
-            tracing::error!(job = %job_id, error = %e, "job could not be recorded; it will run again after a restart");
+        let again = job.clone();
+        match self.try_execute(job).await {
+            Ok(()) => {}
+            Err(
+                e @ (switchyard_store::Error::Unavailable(_) | switchyard_store::Error::Overloaded),
+            ) => {
+                tracing::warn!(job = %job_id, error = %e, "job could not be recorded; it will run again when the store is back");
+                self.inner.parked.park(again);
+            }
+            Err(e) => {
+                tracing::error!(job = %job_id, error = %e, "job could not be recorded; it will run again after a restart");
+            }
         }
         if deferred {
             self.inner.timer.done(job_id);

@@ -18,6 +18,7 @@ mod host;
 mod ingest;
 mod lineage;
 mod lookup;
+mod parked;
 mod queue;
 mod schedule;
 mod timer;
@@ -89,6 +90,7 @@ struct Inner {
     /// `credential.NAME` for templates and agents (see [`lookup::EnvCredentials`]).
     credentials: Arc<dyn switchyard_template::Lookup>,
     queue: queue::Queue,
+    parked: parked::Parked,
     timer: timer::Timer,
     cancel: CancellationToken,
     tasks: TaskTracker,
@@ -116,6 +118,7 @@ impl Engine {
                 disabled: ArcSwap::from_pointee(Default::default()),
                 credentials: Arc::new(lookup::EnvCredentials),
                 queue,
+                parked: parked::Parked::default(),
                 timer: timer::Timer::default(),
                 cancel: CancellationToken::new(),
                 tasks: TaskTracker::new(),
@@ -142,6 +145,11 @@ impl Engine {
                 .inner
                 .tasks
                 .spawn(async move { e.run_scheduler().await });
+            let e = engine.clone();
+            engine
+                .inner
+                .tasks
+                .spawn(async move { e.run_parked().await });
         }
         if config.watch {
             watch::spawn(engine.clone());

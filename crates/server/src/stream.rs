@@ -103,7 +103,7 @@ impl Follower {
                 _ = tick.tick() => {}
             }
             polls += 1;
-            match self.poll(&tx, polls % RECHECK_EVERY == 0).await {
+            match self.poll(&tx, polls.is_multiple_of(RECHECK_EVERY)).await {
                 Ok(()) => {}
                 Err(StepError::Closed(Closed)) => return,
                 Err(StepError::Store(e)) => {

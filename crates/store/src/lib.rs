@@ -7,6 +7,8 @@
 //!
 //! Architecture invariant: this is the only crate that names a database library.
 
+mod ops;
+pub mod postgres;
 pub mod sqlite;
 mod stats;
 

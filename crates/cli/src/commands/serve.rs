@@ -11,7 +11,9 @@ use clap::{Args, ValueEnum};
 use switchyard_agents::{Services, ServicesConfig};
 use switchyard_engine::{Engine, EngineConfig};
 use switchyard_server::AppState;
+use switchyard_store::postgres::{PgConfig, PgStore};
 use switchyard_store::sqlite::{Durability, SqliteConfig, SqliteStore};
+use switchyard_store::Store;
 
 /// Options of `serve`.
 #[derive(Debug, Args)]
@@ -22,14 +24,15 @@ pub struct ServeArgs {
     /// Directory of action packs.
     #[arg(long, default_value = "./packs")]
     packs: PathBuf,
-    /// Directory of the embedded SQLite store.
+    /// Directory of the embedded SQLite store (unused with --database-url).
     #[arg(long, default_value = "./data")]
     data: PathBuf,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8700")]
     listen: SocketAddr,
-    /// PostgreSQL URL: use the scaled-out store instead of SQLite.
-    #[arg(long, env = "SWITCHYARD_DATABASE_URL")]
+    /// PostgreSQL URL (`postgres://user:password@host:5432/db`): use the scaled-out store
+    /// instead of SQLite. Migrations are applied on start.
+    #[arg(long, env = "SWITCHYARD_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     /// RabbitMQ URL: use the scaled-out queue.
     #[arg(long, env = "SWITCHYARD_AMQP_URL")]
@@ -89,8 +92,8 @@ pub fn init_logging(format: LogFormat) {
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format);
-    if args.database_url.is_some() || args.amqp_url.is_some() {
-        bail!("the PostgreSQL and RabbitMQ backends are not available in this build yet; run without --database-url/--amqp-url to use the embedded store");
+    if args.amqp_url.is_some() {
+        bail!("the RabbitMQ queue is not available in this build yet; run without --amqp-url (with --database-url alone, jobs are queued in this process)");
     }
     if !args.stories.is_dir() {
         bail!(
@@ -98,13 +101,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             args.stories.display()
         );
     }
-    let mut store_config = SqliteConfig::new(&args.data);
-    store_config.durability = match args.sqlite_sync {
-        SyncMode::Full => Durability::Full,
-        SyncMode::Normal => Durability::Normal,
+    let (store, store_name): (Arc<dyn Store>, String) = match &args.database_url {
+        Some(url) => {
+            let shown = redact_url(url);
+            let store = PgStore::connect(PgConfig::new(url))
+                .await
+                .with_context(|| format!("cannot open the PostgreSQL store at {shown}"))?;
+            (Arc::new(store), shown)
+        }
+        None => {
+            let mut store_config = SqliteConfig::new(&args.data);
+            store_config.durability = match args.sqlite_sync {
+                SyncMode::Full => Durability::Full,
+                SyncMode::Normal => Durability::Normal,
+            };
+            let store = SqliteStore::open(store_config)
+                .with_context(|| format!("cannot open the store in {}", args.data.display()))?;
+            (Arc::new(store), args.data.display().to_string())
+        }
     };
-    let store = SqliteStore::open(store_config)
-        .with_context(|| format!("cannot open the store in {}", args.data.display()))?;
     let services = Services::new(ServicesConfig {
         allow_commands: args.allow_commands,
         ..ServicesConfig::default()
@@ -125,7 +140,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         Some(args.retention.std())
     };
-    let (engine, report) = Engine::start(config, Arc::new(store), services)
+    let (engine, report) = Engine::start(config, store, services)
         .await
         .context("cannot start the engine")?;
     let stories = engine.catalog().stories().len();
@@ -142,7 +157,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(
         listen = %args.listen,
         stories,
-        data = %args.data.display(),
+        store = %store_name,
         workers = !args.no_workers,
         "switchyard is serving: webhooks at http://{}/webhook/STORY/PATH",
         args.listen
@@ -188,5 +203,42 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+/// `url` with its password replaced by `***`, for logs and messages.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}{}:***{}",
+            &url[..scheme_end],
+            &authority[..colon],
+            &rest[at..]
+        ),
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(
+            redact_url("postgres://sy:s3cret@db:5432/switchyard"),
+            "postgres://sy:***@db:5432/switchyard"
+        );
+        assert_eq!(
+            redact_url("postgres://sy@db/switchyard"),
+            "postgres://sy@db/switchyard"
+        );
+        assert_eq!(redact_url("not a url"), "not a url");
     }
 }

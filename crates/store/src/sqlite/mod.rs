@@ -18,6 +18,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use switchyard_types::{Event, EventId, Job, JobId, Run, RunId, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::ops::{WriteOp, WriteReply};
 use crate::{
     CommitStats, CommitStatsSnapshot, Error, FinishJob, Finished, ImplodeAdd, NewJob, Pruned,
     QueuedJob, Reschedule, Resource, Result, RunCount, RunQuery, StartRun, Started, StateScope,
@@ -27,7 +28,7 @@ use rows::{
     event_from_row, job_from_row, micros, queued_from_row, run_from_row, EVENT_COLUMNS,
     JOB_COLUMNS, RUN_COLUMNS,
 };
-use writer::{WriteOp, WriteReply, WriteRequest};
+use writer::WriteRequest;
 
 /// Migrations in order; `PRAGMA user_version` counts those applied.
 const MIGRATIONS: &[&str] = &[

@@ -13,56 +13,11 @@ use switchyard_types::{EventId, JobId, JobState, RunId, RunStatus};
 use tokio::sync::{mpsc, oneshot};
 
 use super::rows::micros;
+use crate::ops::{WriteOp, WriteReply};
 use crate::{
-    CommitStats, Error, FinishJob, Finished, ImplodeAdd, NewEvent, NewJob, Pruned, Reschedule,
-    Result, StartRun, Started, StateScope,
+    CommitStats, Error, FinishJob, Finished, ImplodeAdd, NewEvent, NewJob, Pruned, Result,
+    StartRun, Started, StateScope,
 };
-
-pub enum WriteOp {
-    Start(StartRun),
-    Finish(FinishJob),
-    Reschedule(Reschedule),
-    Replay(RunId, Vec<NewJob>),
-    SetResource(String, String, i64),
-    SetStoryEnabled(String, bool, i64),
-    Prune {
-        before: i64,
-        max_runs: usize,
-    },
-    Admit {
-        scope: StateScope,
-        key: String,
-        job: JobId,
-        now: i64,
-        window_micros: i64,
-        limit: u32,
-    },
-    ImplodeAdd {
-        scope: StateScope,
-        key: String,
-        job: JobId,
-        now: i64,
-        item: Arc<str>,
-        size: usize,
-    },
-    ImplodeFlush {
-        scope: StateScope,
-        key: String,
-        job: JobId,
-    },
-    DeleteResource(String),
-}
-
-pub enum WriteReply {
-    Started(Started),
-    Finished(Finished),
-    Done,
-    Changed(usize),
-    Admitted(bool),
-    Imploded(ImplodeAdd),
-    Flushed(Option<Vec<String>>),
-    Pruned(Pruned),
-}
 
 pub struct WriteRequest {
     pub op: WriteOp,
