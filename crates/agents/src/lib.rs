@@ -17,6 +17,7 @@ pub mod registry;
 mod testing;
 
 pub mod command;
+pub mod email;
 pub mod http_request;
 pub mod schedule;
 pub mod transform;

@@ -50,6 +50,7 @@ agent_types! {
     "trigger" => crate::trigger::Trigger,
     "command" => crate::command::Command,
     "schedule" => crate::schedule::Schedule,
+    "email" => crate::email::Email,
 }
 
 fn build_one<T: AgentType>(
