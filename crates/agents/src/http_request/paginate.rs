@@ -196,9 +196,7 @@ fn next_link(headers: &HeaderMap) -> Option<String> {
         let Ok(text) = value.to_str() else { continue };
         let mut rest = text;
         while let Some(open) = rest.find('<') {
-            let Some(close) = rest[open..].find('>') else {
-                return None;
-            };
+            let close = rest[open..].find('>')?;
             let target = &rest[open + 1..open + close];
             let after = &rest[open + close + 1..];
             // Parameters run to the next link (a `,` followed by `<`) or the end.
