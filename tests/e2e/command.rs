@@ -12,7 +12,7 @@ agents:
   - name: inbound
     type: webhook
     auth: none
-  - name: run
+  - name: exec
     type: command
     from: inbound
     argv: [sh, -c, 'printf "%s|%s|%s|" "$1" "$GREETING" "${SWITCHYARD_CREDENTIAL_LEAK:-unset}"; pwd; cat', sh, "{{ inbound.body.name }}"]
@@ -95,10 +95,13 @@ async fn a_command_is_refused_unless_the_server_allows_commands() {
     let server = Server::start(stories.path(), &data.path().join("d")).await;
     let detail = run(&server, "runner", body.clone()).await;
     assert_eq!(detail["run"]["status"], "failed", "{detail}");
-    let error = &event(&detail, "run")["payload"]["error"];
+    let error = &event(&detail, "exec")["payload"]["error"];
     assert_eq!(error["kind"], "commands_disabled");
     assert!(
-        error["message"].as_str().unwrap().contains("--allow-commands"),
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("--allow-commands"),
         "{error}"
     );
     drop(server);
@@ -112,7 +115,7 @@ async fn a_command_is_refused_unless_the_server_allows_commands() {
     .await;
     let detail = run(&server, "runner", body).await;
     assert_eq!(detail["run"]["status"], "succeeded", "{detail}");
-    let out = &event(&detail, "run")["payload"];
+    let out = &event(&detail, "exec")["payload"];
     let cwd = std::fs::canonicalize(dir.path()).unwrap();
     assert_eq!(
         out["stdout"],
@@ -131,8 +134,12 @@ async fn exit_codes_output_limits_and_timeouts() {
         ("slow.yaml", SLOW),
     ]);
     let data = tempfile::tempdir().unwrap();
-    let server =
-        Server::start_with(stories.path(), &data.path().join("d"), &["--allow-commands"]).await;
+    let server = Server::start_with(
+        stories.path(),
+        &data.path().join("d"),
+        &["--allow-commands"],
+    )
+    .await;
 
     // expect_exit lists 3: success; without it, 3 is an error event with stderr's tail.
     let detail = run(&server, "exits", json!({})).await;
@@ -161,12 +168,18 @@ async fn exit_codes_output_limits_and_timeouts() {
     let detail = run(&server, "slow", json!({"pidfile": pidfile})).await;
     assert!(started.elapsed() < Duration::from_secs(15));
     assert_eq!(detail["run"]["status"], "failed");
-    assert_eq!(event(&detail, "hang")["payload"]["error"]["kind"], "timeout");
+    assert_eq!(
+        event(&detail, "hang")["payload"]["error"]["kind"],
+        "timeout"
+    );
     let pids = std::fs::read_to_string(&pidfile).unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     for pid in pids.split_whitespace() {
         while alive(pid) {
-            assert!(Instant::now() < deadline, "process {pid} survived the timeout");
+            assert!(
+                Instant::now() < deadline,
+                "process {pid} survived the timeout"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

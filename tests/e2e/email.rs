@@ -96,7 +96,12 @@ impl SmtpSink {
     fn delivered(&self) -> Vec<Value> {
         self.files("")
             .iter()
-            .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with("deferred"))
+            .filter(|p| {
+                !p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("deferred")
+            })
             .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
             .collect()
     }
@@ -108,7 +113,11 @@ impl SmtpSink {
             if got.len() >= n {
                 return got;
             }
-            assert!(Instant::now() < deadline, "{} of {n} messages arrived", got.len());
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} messages arrived",
+                got.len()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -204,25 +213,45 @@ async fn an_email_reaches_the_smtp_server_with_its_rendered_headers_and_bodies()
     assert_eq!(m["mail_from"], "noreply@example.com");
     assert_eq!(
         m["rcpt_tos"],
-        json!(["ada@example.com", "audit@example.com", "boss@example.com", "log@example.com"]),
+        json!([
+            "ada@example.com",
+            "audit@example.com",
+            "boss@example.com",
+            "log@example.com"
+        ]),
         "Bcc recipients receive it"
     );
     let data = m["data"].as_str().unwrap();
-    assert_eq!(header(data, "From").unwrap(), "Switchyard <noreply@example.com>");
+    assert_eq!(
+        header(data, "From").unwrap(),
+        "Switchyard <noreply@example.com>"
+    );
     assert_eq!(header(data, "To").unwrap(), "Ada <ada@example.com>");
     assert_eq!(header(data, "Cc").unwrap(), "audit@example.com");
     assert_eq!(header(data, "Reply-To").unwrap(), "support@example.com");
     assert_eq!(header(data, "Subject").unwrap(), "Welcome, Ada");
     assert_eq!(header(data, "Message-ID").unwrap(), message_id);
-    assert_eq!(header(data, "Bcc"), None, "no Bcc header is visible:\n{data}");
+    assert_eq!(
+        header(data, "Bcc"),
+        None,
+        "no Bcc header is visible:\n{data}"
+    );
     assert!(!data.contains("boss@example.com"), "{data}");
     assert!(
-        header(data, "Content-Type").unwrap().starts_with("multipart/alternative"),
+        header(data, "Content-Type")
+            .unwrap()
+            .starts_with("multipart/alternative"),
         "{data}"
     );
-    assert!(data.contains("Content-Type: text/plain; charset=utf-8"), "{data}");
+    assert!(
+        data.contains("Content-Type: text/plain; charset=utf-8"),
+        "{data}"
+    );
     assert!(data.contains("Hello Ada, your trial is ready."), "{data}");
-    assert!(data.contains("Content-Type: text/html; charset=utf-8"), "{data}");
+    assert!(
+        data.contains("Content-Type: text/html; charset=utf-8"),
+        "{data}"
+    );
     assert!(data.contains("<p>Hello <b>Ada</b></p>"), "{data}");
 }
 
@@ -246,8 +275,14 @@ async fn smtp_refusals_are_permanent_and_deferrals_are_retried_with_the_same_mes
     let error = &event(&detail, "send")["payload"]["error"];
     assert_eq!(error["kind"], "smtp");
     assert_eq!(error["attempts"], 1, "{error}");
-    assert!(error["message"].as_str().unwrap().contains("no such user"), "{error}");
-    assert!(!error["message"].as_str().unwrap().contains("p%40ss"), "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("no such user"),
+        "{error}"
+    );
+    assert!(
+        !error["message"].as_str().unwrap().contains("p%40ss"),
+        "{error}"
+    );
 
     // 451 on every try: all three tries are made.
     let detail = run(&server, "refused", json!({"to": "defer@example.com"})).await;

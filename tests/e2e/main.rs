@@ -3,8 +3,12 @@
 
 mod support;
 
+mod agents_validate;
 mod cli;
+mod command;
 mod durability;
+mod email;
+mod paginate_explode;
 mod pipeline;
 mod reload;
 mod validate;

@@ -86,7 +86,10 @@ async fn pages_follow_link_headers_and_body_paths_then_explode_into_items() {
         .success());
 
     // Link headers: an absolute next URL, then a relative one, then none.
-    let page2 = format!("<{}/items?per_page=2&page=2>; rel=\"next\", <{}/items?page=3>; rel=\"last\"", sink.url, sink.url);
+    let page2 = format!(
+        "<{}/items?per_page=2&page=2>; rel=\"next\", <{}/items?page=3>; rel=\"last\"",
+        sink.url, sink.url
+    );
     sink.answer_with_headers(200, &[("link", &page2)], r#"{"items": ["a", "b"]}"#);
     sink.answer_with_headers(
         200,
@@ -110,12 +113,17 @@ async fn pages_follow_link_headers_and_body_paths_then_explode_into_items() {
         ]
     );
     assert!(
-        got.iter().all(|r| r.headers["authorization"] == "Bearer t0k"),
+        got.iter()
+            .all(|r| r.headers["authorization"] == "Bearer t0k"),
         "same-origin pages keep the Authorization header"
     );
     let list = &payloads(&detail, "list")[0];
     assert_eq!(list["status"], 200);
-    assert_eq!(list["body"], json!({"items": ["a", "b"]}), "body is the first page");
+    assert_eq!(
+        list["body"],
+        json!({"items": ["a", "b"]}),
+        "body is the first page"
+    );
     assert_eq!(
         list["pages"],
         json!([{"items": ["a", "b"]}, {"items": ["c", "d"]}, {"items": ["e"]}])
@@ -134,8 +142,14 @@ async fn pages_follow_link_headers_and_body_paths_then_explode_into_items() {
     );
 
     // A next URL in the body; max_pages stops after two and says where it stopped.
-    sink.answer(200, r#"{"data": [1], "links": {"next": "/records?cursor=b"}}"#);
-    sink.answer(200, r#"{"data": [2], "links": {"next": "/records?cursor=c"}}"#);
+    sink.answer(
+        200,
+        r#"{"data": [1], "links": {"next": "/records?cursor=b"}}"#,
+    );
+    sink.answer(
+        200,
+        r#"{"data": [2], "links": {"next": "/records?cursor=c"}}"#,
+    );
     let detail = run(&server, "cursors", json!({})).await;
     assert_eq!(detail["run"]["status"], "succeeded", "{detail}");
     assert_eq!(sink.received().len(), 5, "exactly two more requests");
@@ -146,13 +160,19 @@ async fn pages_follow_link_headers_and_body_paths_then_explode_into_items() {
     assert!(list.get("items").is_none());
 
     // A failing page fails the call.
-    sink.answer(200, r#"{"data": [1], "links": {"next": "/records?cursor=b"}}"#);
+    sink.answer(
+        200,
+        r#"{"data": [1], "links": {"next": "/records?cursor=b"}}"#,
+    );
     sink.answer(500, r#"{"error": "boom"}"#);
     let detail = run(&server, "cursors", json!({})).await;
     assert_eq!(detail["run"]["status"], "failed");
     let error = &payloads(&detail, "list")[0]["error"];
     assert_eq!(error["kind"], "http_status");
-    assert!(error["message"].as_str().unwrap().contains("cursor=b"), "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("cursor=b"),
+        "{error}"
+    );
 
     // explode on a webhook payload; a non-array is an error event that says so.
     let detail = run(&server, "split", json!({"items": [{"id": 1}, {"id": 2}]})).await;
@@ -167,7 +187,10 @@ async fn pages_follow_link_headers_and_body_paths_then_explode_into_items() {
     assert_eq!(detail["run"]["status"], "failed");
     let error = &payloads(&detail, "each")[0]["error"];
     assert_eq!(error["kind"], "explode");
-    assert_eq!(error["message"], "`$.body.items` is an object, not an array");
+    assert_eq!(
+        error["message"],
+        "`$.body.items` is an object, not an array"
+    );
     let detail = run(&server, "split", json!({"items": []})).await;
     assert_eq!(detail["run"]["status"], "succeeded");
     assert!(payloads(&detail, "each").is_empty());

@@ -10,6 +10,7 @@ first time its Message-ID is seen (recorded as deferred-N.json) and accepted the
 test that started it.
 """
 import json
+import logging
 import os
 import sys
 from email.parser import BytesHeaderParser
@@ -66,6 +67,8 @@ class Sink:
 
 
 def main():
+    # aiosmtpd warns about its own use of a deprecated attribute on every AUTH.
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
     port, directory = int(sys.argv[1]), sys.argv[2]
     controller = Controller(
         Sink(directory),
