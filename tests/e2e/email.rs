@@ -303,3 +303,71 @@ async fn smtp_refusals_are_permanent_and_deferrals_are_retried_with_the_same_mes
         .collect();
     assert_eq!(ids, [message_id.as_str().unwrap(); 2]);
 }
+
+const TLS: &str = r#"
+name: tls
+agents:
+  - name: inbound
+    type: webhook
+    auth: none
+  - name: required
+    type: email
+    from: inbound
+    smtp: smtp_required
+    to: a@example.com
+    sender: noreply@example.com
+    subject: "-"
+    text: "-"
+  - name: implicit
+    type: email
+    from: inbound
+    smtp: smtp_implicit
+    to: a@example.com
+    sender: noreply@example.com
+    subject: "-"
+    text: "-"
+"#;
+
+#[tokio::test]
+async fn tls_settings_are_never_downgraded_to_plain_text() {
+    // The sink offers no STARTTLS and speaks no TLS: both agents must fail, and the
+    // password must not have been sent.
+    let smtp = SmtpSink::start();
+    let stories = stories_dir(&[("tls.yaml", TLS)]);
+    let data = tempfile::tempdir().unwrap();
+    let required = format!(
+        "smtp://ada:p%40ss%20word@127.0.0.1:{}?tls=required",
+        smtp.port
+    );
+    let implicit = format!("smtps://ada:p%40ss%20word@127.0.0.1:{}", smtp.port);
+    let server = Server::start_with_env(
+        stories.path(),
+        &data.path().join("d"),
+        &[],
+        &[
+            ("SWITCHYARD_CREDENTIAL_SMTP_REQUIRED", &required),
+            ("SWITCHYARD_CREDENTIAL_SMTP_IMPLICIT", &implicit),
+        ],
+    )
+    .await;
+    let detail = run(&server, "tls", json!({})).await;
+    assert_eq!(detail["run"]["status"], "failed");
+    for agent in ["required", "implicit"] {
+        let error = &event(&detail, agent)["payload"]["error"];
+        assert_eq!(error["kind"], "smtp", "{agent}: {error}");
+        assert!(
+            !error["message"].as_str().unwrap().contains("p%40ss"),
+            "{error}"
+        );
+    }
+    let required = event(&detail, "required")["payload"]["error"]["message"].clone();
+    assert!(
+        required
+            .as_str()
+            .unwrap()
+            .contains("STARTTLS is not supported"),
+        "{required}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(smtp.files("").is_empty(), "nothing was delivered");
+}
