@@ -4,10 +4,14 @@
 mod support;
 mod webdriver;
 
+mod agents_validate;
 mod cli;
+mod command;
 mod durability;
 mod openapi;
 mod operations;
+mod email;
+mod paginate_explode;
 mod pipeline;
 mod postgres;
 mod reload;

@@ -17,8 +17,9 @@ pub struct ServicesConfig {
     pub user_agent: String,
     /// Whether `command` agents may run programs (`serve --allow-commands`).
     pub allow_commands: bool,
-    /// Largest stdout (and, separately, stderr) a `command` agent keeps; the rest is dropped
-    /// and the event says it was truncated.
+    /// Largest stdout (and, separately, stderr) a `command` agent keeps; the rest is read,
+    /// dropped, and the event says it was truncated. Default 256 KiB each, so that both fit
+    /// in one event under the store's 1 MiB event size limit.
     pub max_command_output: usize,
 }
 
@@ -29,7 +30,7 @@ impl Default for ServicesConfig {
             max_response_bytes: 10 * 1024 * 1024,
             user_agent: concat!("switchyard/", env!("CARGO_PKG_VERSION")).to_string(),
             allow_commands: false,
-            max_command_output: 1024 * 1024,
+            max_command_output: 256 * 1024,
         }
     }
 }

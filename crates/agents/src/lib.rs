@@ -19,6 +19,7 @@ mod testing;
 pub mod command;
 pub mod delay;
 mod host;
+pub mod email;
 pub mod http_request;
 pub mod schedule;
 pub mod story;

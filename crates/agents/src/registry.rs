@@ -52,6 +52,7 @@ agent_types! {
     "story" => crate::story::StoryAgent,
     "command" => crate::command::Command,
     "schedule" => crate::schedule::Schedule,
+    "email" => crate::email::Email,
 }
 
 fn build_one<T: AgentType>(

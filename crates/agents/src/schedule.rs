@@ -39,6 +39,23 @@ use switchyard_template::{Context, TemplateValue};
 use crate::registry::AgentType;
 use crate::{Agent, AgentError, BuildContext, ExecContext, Invalid, Outcome, Source};
 
+/// The fields of a 6-field expression (a 5-field one lacks the first), with what each takes.
+const FIELD_NAMES: &[(&str, &str)] = &[
+    ("second", "0-59"),
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day-of-month", "1-31, L, W"),
+    ("month", "1-12 or JAN-DEC"),
+    ("day-of-week", "0-7 or SUN-SAT, 0 and 7 are Sunday; L, #"),
+];
+
+fn lowercase_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_lowercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
 /// Options of a `schedule` agent.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -117,12 +134,25 @@ impl Schedule {
             }
             fields.join(" ")
         };
-        CronParser::builder()
+        let parser = CronParser::builder()
             .seconds(Seconds::Optional)
             .year(Year::Disallowed)
-            .build()
-            .parse(&pattern)
-            .map_err(|e| e.to_string())
+            .build();
+        parser.parse(&pattern).map_err(|e| {
+            // Name the field at fault: parse each one alone, the others `*`.
+            let skip = FIELD_NAMES.len().saturating_sub(fields.len());
+            let names = FIELD_NAMES[skip..]
+                .iter()
+                .filter(|_| !trimmed.starts_with('@'));
+            for (i, (field, (name, range))) in fields.iter().zip(names).enumerate() {
+                let mut probe = vec!["*"; fields.len()];
+                probe[i] = field;
+                if parser.parse(&probe.join(" ")).is_err() {
+                    return format!("the {name} field `{field}` is not valid (allowed: {range})");
+                }
+            }
+            lowercase_first(&e.to_string())
+        })
     }
 
     /// The first tick strictly after `after`, or `None` when there is none (a date that

@@ -165,7 +165,7 @@ async fn dropping_the_execution_kills_the_child_and_its_children() {
     )
     .unwrap();
     let r = tokio::time::timeout(
-        Duration::from_millis(500),
+        Duration::from_millis(1000),
         run(agent.as_ref(), json!({}), allowed(), &HashMap::new()),
     )
     .await;

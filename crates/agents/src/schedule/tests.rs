@@ -212,10 +212,17 @@ fn the_event_is_scheduled_at_plus_the_rendered_payload() {
 fn validate_reports_bad_expressions_time_zones_and_payloads() {
     let bad = [
         ("* * * *", "has 4"),
-        ("0 0 1 1 * 2024", "bad cron expression"), // 6 fields read as seconds first: 2024 is no weekday
+        ("0 0 1 1 * 2024", "the day-of-week field `2024`"), // 6 fields: seconds first
         ("0 0 1 1 * * 2024", "has 7"),
-        ("61 * * * *", "bad cron expression"),
-        ("* * * * FUNDAY", "bad cron expression"),
+        (
+            "61 * * * *",
+            "the minute field `61` is not valid (allowed: 0-59)",
+        ),
+        ("0 25 * * *", "the hour field `25`"),
+        ("0 0 0 0 * *", "the day-of-month field `0`"),
+        ("* * * 13 *", "the month field `13`"),
+        ("61 * * * * *", "the second field `61`"),
+        ("* * * * FUNDAY", "the day-of-week field `FUNDAY`"),
         ("0/10 * * * *", "bad cron expression"),
         ("@fortnightly", "unknown schedule"),
         ("@daily 5", "text after"),
