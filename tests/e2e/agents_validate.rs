@@ -100,7 +100,7 @@ fn bad_options_of_the_new_agents_are_reported_at_their_line_and_column() {
         ("21:14", "invalid duration \"5 minutes\"", None),
         (
             "25:11",
-            "unknown variant `explod`, expected one of `message`, `extract`, `explode`",
+            "unknown variant `explod`, expected one of `message`, `extract`,",
             None,
         ),
         ("31:11", "bad JSONPath", Some("like `$.body.items`")),

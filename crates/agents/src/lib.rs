@@ -18,8 +18,8 @@ mod testing;
 
 pub mod command;
 pub mod delay;
-mod host;
 pub mod email;
+mod host;
 pub mod http_request;
 pub mod schedule;
 pub mod story;

@@ -16,6 +16,9 @@ use switchyard_story::Story;
 use crate::error::ApiError;
 use crate::{webhook_auth, AppState};
 
+/// How much of an oversized body is read and dropped before answering 413.
+const DRAIN_LIMIT: usize = 16 << 20;
+
 /// Handles one webhook delivery, counting it by story and answer status.
 pub async fn receive(
     State(state): State<AppState>,
@@ -94,6 +97,10 @@ async fn handle(
         .and_then(|v| v.parse::<usize>().ok())
         .is_some_and(|len| len > hook.max_body)
     {
+        // Read (and drop) a bounded amount of what the client is still sending, so that it
+        // sees the 413 instead of a connection reset while it writes.
+        let drain = axum::body::to_bytes(body, DRAIN_LIMIT);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
         return Err(too_large());
     }
     let raw = axum::body::to_bytes(body, hook.max_body)
