@@ -1,5 +1,6 @@
 //! End-to-end tests: they run the real `switchyard` binary against real HTTP servers on
-//! loopback and a real SQLite store in a temporary directory.
+//! loopback and a real SQLite store in a temporary directory (or, in `postgres`, a real
+//! PostgreSQL server: see tests/services/postgres.sh).
 
 mod support;
 mod webdriver;

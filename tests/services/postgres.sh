@@ -80,6 +80,10 @@ start() {
   if [ "$(id -u)" = 0 ]; then
     id postgres >/dev/null 2>&1 || { log "no postgres user (is the postgresql package installed?)"; exit 1; }
     chown postgres "$dir"
+    runuser -u postgres -- test -w "$dir" || {
+      log "the postgres user cannot reach $dir (is a parent directory private? set TMPDIR=/tmp)"
+      exit 1
+    }
   fi
   if [ ! -f "$dir/data/PG_VERSION" ]; then
     as_pg "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
