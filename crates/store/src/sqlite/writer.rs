@@ -89,7 +89,8 @@ fn apply(tx: &Connection, op: &WriteOp) -> rusqlite::Result<WriteReply> {
         WriteOp::Finish(f) => finish_job(tx, f).map(WriteReply::Finished),
         WriteOp::Reschedule(r) => {
             tx.prepare_cached(
-                "UPDATE jobs SET attempts = ?2, due_at = ?3, deferred = 1, started_at = COALESCE(?4, started_at), error = ?5,
+                "UPDATE jobs SET attempts = ?2,
+                    due_at = CASE WHEN ?6 AND woken_at IS NOT NULL THEN MIN(?3, woken_at) ELSE ?3 END, deferred = 1, started_at = COALESCE(?4, started_at), error = ?5,
                     resumed = ?6
                  WHERE id = ?1 AND state = 'queued'",
             )?
@@ -266,7 +267,7 @@ fn finish_job(tx: &Connection, f: &FinishJob) -> rusqlite::Result<Finished> {
         if exit_emitted || run_ended.is_some() {
             let n = tx
                 .prepare_cached(
-                    "UPDATE jobs SET due_at = MIN(due_at, ?2) WHERE id = ?1 AND state = 'queued'",
+                    "UPDATE jobs SET due_at = MIN(due_at, ?2), woken_at = ?2 WHERE id = ?1 AND state = 'queued'",
                 )?
                 .execute(params![parent, micros(f.finished_at)])?;
             if n > 0 {

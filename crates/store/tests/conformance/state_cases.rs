@@ -225,6 +225,63 @@ pub async fn parent_wakes_when_exit_emits(store: S) {
     assert!(woken.due_at <= finished_at, "the parent is due now");
 }
 
+/// The child can end while the parent's execution that started it is still running: that
+/// execution then defers (waits for the wake it has already missed). The wake must win.
+pub async fn a_wake_during_execution_survives_its_deferral(store: S) {
+    let mut parent = start("parent", &["call"]);
+    parent.jobs[0].due_at = switchyard_types::now();
+    store.start_run(parent.clone()).await.unwrap();
+    let parent_job = parent.jobs[0].id;
+    let started_at = switchyard_types::now();
+    // The parent's first execution starts its child; the child emits from its exit agent...
+    let child = start_child("child", &["exit"], parent_job, "exit");
+    store.start_run(child.clone()).await.unwrap();
+    let (f, _, _) = emit(&child.jobs[0], 1, &[]);
+    let woken_at = f.finished_at;
+    assert_eq!(
+        store.finish_job(f).await.unwrap(),
+        Finished::Applied {
+            run_ended: Some(RunStatus::Succeeded),
+            woke: Some(parent_job)
+        }
+    );
+    // ...and only then does the parent's execution record its deferral for a day.
+    let day = switchyard_types::now() + chrono::Duration::days(1);
+    store
+        .reschedule(switchyard_store::Reschedule {
+            job_id: parent_job,
+            attempts: 1,
+            due_at: day,
+            started_at: Some(started_at),
+            error: None,
+            resume: true,
+        })
+        .await
+        .unwrap();
+    let job = store.job(parent_job).await.unwrap().expect("still waiting");
+    assert!(
+        job.due_at <= woken_at,
+        "the wake was lost: due {} instead of at once",
+        job.due_at
+    );
+    // A retry (not a wait) of another job is not pulled forward by anything.
+    let other = start("other", &["work"]);
+    store.start_run(other.clone()).await.unwrap();
+    store
+        .reschedule(switchyard_store::Reschedule {
+            job_id: other.jobs[0].id,
+            attempts: 1,
+            due_at: day,
+            started_at: Some(started_at),
+            error: Some("boom".into()),
+            resume: false,
+        })
+        .await
+        .unwrap();
+    let job = store.job(other.jobs[0].id).await.unwrap().unwrap();
+    assert_eq!(job.due_at, day);
+}
+
 pub async fn parent_wakes_when_child_run_ends(store: S) {
     let parent = waiting_parent(&store).await;
     let child = start_child("child", &["work"], parent, "exit");
