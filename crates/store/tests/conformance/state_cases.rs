@@ -121,7 +121,12 @@ pub async fn concurrent_admissions_of_one_key_let_one_through(store: S) {
 pub async fn implode_completes_groups_and_flushes(store: S) {
     let sc = scope("gather");
     let now = switchyard_types::now();
-    let (j1, j2, j3) = (JobId::new(), JobId::new(), JobId::new());
+    // The opener is a real job, deferred until its `max_wait`.
+    let mut opener = start("gather", &["order"]);
+    opener.jobs[0].deferred = true;
+    opener.jobs[0].due_at = now + chrono::Duration::hours(1);
+    store.start_run(opener.clone()).await.unwrap();
+    let (j1, j2, j3) = (opener.jobs[0].id, JobId::new(), JobId::new());
     let item = |s: &str| -> Arc<str> { s.into() };
     assert_eq!(
         store
@@ -139,20 +144,30 @@ pub async fn implode_completes_groups_and_flushes(store: S) {
         ImplodeAdd::Pending { opened: false }
     );
     let t3 = now + chrono::Duration::milliseconds(2);
-    let complete = ImplodeAdd::Complete(vec!["1".into(), "2".into(), "3".into()]);
+    let items: Vec<String> = vec!["1".into(), "2".into(), "3".into()];
     assert_eq!(
         store
             .implode_add(&sc, "k", j3, t3, item("3"), 3)
             .await
             .unwrap(),
-        complete
+        ImplodeAdd::Complete {
+            items: items.clone(),
+            woke: Some(j1)
+        },
+        "the completed group wakes the job that opened it"
     );
+    let woken = store
+        .job(j1)
+        .await
+        .unwrap()
+        .expect("the opener still waits");
+    assert!(woken.due_at <= t3, "the opener is due now, not at max_wait");
     assert_eq!(
         store
             .implode_add(&sc, "k", j3, t3, item("3"), 3)
             .await
             .unwrap(),
-        complete,
+        ImplodeAdd::Complete { items, woke: None },
         "a re-executed job completes its group again, identically"
     );
     assert_eq!(
