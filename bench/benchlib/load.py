@@ -7,6 +7,7 @@ import time
 
 from .common import (BenchError, children_cpu_secs, dir_bytes, http, proc_cpu_secs, proc_status_kib,
                      self_cpu_secs, system_cpu_secs, tail)
+from .profile import start_perf, stop_perf
 from .setup import run_wrk, sink_count
 from .targets import NodeRed, Server, latency_summary
 
@@ -74,7 +75,12 @@ def measure(ctx: dict, kind: str, conns: int, rep: int) -> dict:
         self0 = self_cpu_secs()
         t0 = time.monotonic()
         t0_wall = time.time()
-        w = run_wrk(ctx["wrk"], ctx["lua"], url, conns, threads, args.duration)
+        perf = start_perf(ctx, srv.pid, label) if args.perf and srv.system == "switchyard" else None
+        try:
+            w = run_wrk(ctx["wrk"], ctx["lua"], url, conns, threads, args.duration)
+        finally:
+            if perf:
+                result["perf"] = stop_perf(ctx, perf)
         t_load_end = time.monotonic()
         wrk_cpu = children_cpu_secs() - wrk_cpu0
         accepted = w["requests"] - w["errors"]["status"]
