@@ -12,7 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
-from .common import BenchError, KeepAlive, dir_bytes, log, percentile, proc_status_kib
+from .common import BenchError, KeepAlive, agg, dir_bytes, log, percentile, proc_status_kib
 from .load import warm_up
 from .setup import run_wrk, run_wrk_until, write_wrk_script
 from .targets import Server
@@ -74,6 +74,13 @@ def measure_delays(ctx: dict) -> dict:
         out["added_kib"] = out["rss_after_kib"] - out["rss_before_kib"]
         out["held_in_memory"] = srv.metrics().get("switchyard_deferred_jobs_held")
         out["store_bytes"] = dir_bytes(srv.data)
+        srv.stop()
+        # The same store in a fresh process: what the pending delays themselves cost, without
+        # what the burst of the load left behind in the allocator.
+        srv = Server(ctx, "delays-restarted", data=srv.data)
+        time.sleep(ctx["settle"])
+        out["rss_restarted_kib"] = proc_status_kib(srv.pid, "VmRSS")
+        out["restart_s"] = srv.startup_s
         return out
     finally:
         srv.stop()
@@ -175,26 +182,46 @@ def measure_history(ctx: dict) -> dict:
             if ids:
                 out["cli_show_ms"] = _cli_wall(srv, ["runs", "show", ids[0]], cli_n)
             out["cli_version_ms"] = _wall([str(ctx["bins"][0]), "--version"], cli_n)
-            out["ingest_keep"] = _ingest_p99(ctx, srv, "retention 0 (nothing pruned)")
         finally:
             srv.stop()
 
         if "--retention" in ctx["serve_help"]:
-            srv = Server(ctx, "history-prune", data=data, extra=["--retention", "1s"])
-            try:
-                before = _wait_pruning(srv)
-                res = _ingest_p99(ctx, srv, "retention 1s (pruning the history)")
-                pruned = srv.metrics().get("switchyard_pruned_runs_total", 0) - before
-                res["pruned_runs_during_load"] = pruned
-                out["ingest_prune"] = res
-            finally:
-                srv.stop()
-            k, p = out["ingest_keep"]["p99_ms"], out["ingest_prune"]["p99_ms"]
-            out["prune_p99_ratio"] = p / k if k else None
+            # Interleaved, --repeat times: ingest on this store without pruning, then while the
+            # pruner deletes it (--retention 1s makes the whole history prunable).
+            keep, prune, ratios = [], [], []
+            for rep in range(1, args.repeat + 1):
+                srv = Server(ctx, f"history-keep-{rep}", data=data, extra=["--retention", "0"])
+                try:
+                    keep.append(_ingest_p99(ctx, srv, "retention 0 (nothing pruned)"))
+                finally:
+                    srv.stop()
+                srv = Server(ctx, f"history-prune-{rep}", data=data, extra=["--retention", "1s"])
+                try:
+                    before = _wait_pruning(srv)
+                    res = _ingest_p99(ctx, srv, "retention 1s (pruning the history)")
+                    res["pruned_runs_during_load"] = srv.metrics().get("switchyard_pruned_runs_total", 0) - before
+                    prune.append(res)
+                finally:
+                    srv.stop()
+                if keep[-1]["p99_ms"]:
+                    ratios.append(prune[-1]["p99_ms"] / keep[-1]["p99_ms"])
+            out["ingest_keep"], out["ingest_prune"] = _median_run(keep), _median_run(prune)
+            out["ingest_keep_all"], out["ingest_prune_all"] = keep, prune
+            out["prune_p99_ratio"] = agg(ratios)
         return out
     finally:
         if not args.keep:
             shutil.rmtree(data, ignore_errors=True)
+
+
+def _median_run(runs: list[dict]) -> dict:
+    """The figures of several loads as medians (with min-max for p99)."""
+    out = dict(runs[0])
+    for k in ("accepted_per_s", "p50_ms", "p99_ms", "errors", "pruned_runs_during_load"):
+        vals = [r[k] for r in runs if r.get(k) is not None]
+        out[k] = statistics.median(vals) if vals else None
+    out["p99_ms_range"] = agg([r["p99_ms"] for r in runs])
+    return out
 
 
 def _wall(argv: list[str], n: int) -> float:

@@ -112,14 +112,19 @@ def _versus(results: dict, conns: list[int]) -> list[str]:
 
 
 def _memory(results: dict) -> list[str]:
-    lines = ["", "D) Memory", f"idle RSS after startup: {cell(results.get('idle_rss_kib'), 1, 1 / 1024)} MiB "
-             "(Switchyard, three stories loaded)"]
+    lines = ["", "D) Memory"]
+    if results.get("idle_rss_kib"):
+        lines.append(f"idle RSS after startup: {cell(results['idle_rss_kib'], 1, 1 / 1024)} MiB "
+                     "(Switchyard, three stories loaded)")
     d = results.get("delays")
     if d:
         lines.append(f"{d['pending']:,} pending one-hour delays (stored in {d['stored_s']:.1f} s): RSS "
                      f"{d['rss_before_kib'] / 1024:.1f} -> {d['rss_after_kib'] / 1024:.1f} MiB, "
                      f"added {d['added_kib'] / 1024:+.1f} MiB (peak during the load {d['peak_rss_kib'] / 1024:.1f} MiB); "
                      f"held in memory: {fmt_num(d.get('held_in_memory'))}")
+        if d.get("rss_restarted_kib"):
+            lines.append(f"the same store in a fresh process (restarted in {d['restart_s']:.2f} s): RSS "
+                         f"{d['rss_restarted_kib'] / 1024:.1f} MiB with the {d['pending']:,} delays pending")
     return lines
 
 
@@ -143,13 +148,14 @@ def _history(h: dict | None) -> list[str]:
     for key in ("ingest_keep", "ingest_prune"):
         v = h.get(key)
         if v:
-            rows.append([v["name"], fmt_num(v["accepted_per_s"]), fmt_num(v["p50_ms"], 2), fmt_num(v["p99_ms"], 2),
+            p99 = cell(v["p99_ms_range"], 2) if v.get("p99_ms_range") else fmt_num(v["p99_ms"], 2)
+            rows.append([v["name"], fmt_num(v["accepted_per_s"]), fmt_num(v["p50_ms"], 2), p99,
                          fmt_num(v["errors"]), fmt_num(v.get("pruned_runs_during_load"))])
     if rows:
         lines += ["ingest at c=50 on this store:",
                   table(["serve", "202/s", "p50 ms", "p99 ms", "errors", "runs pruned during load"], rows)]
         if h.get("prune_p99_ratio"):
-            lines.append(f"p99 while pruning / p99 without: {h['prune_p99_ratio']:.2f}x")
+            lines.append(f"p99 while pruning / p99 without (per back-to-back pair): {cell(h['prune_p99_ratio'], 2)}x")
     return lines
 
 
