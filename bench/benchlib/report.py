@@ -125,7 +125,7 @@ def _memory(results: dict) -> list[str]:
         if d.get("rss_restarted_kib"):
             lines.append(f"the same store in a fresh process (restarted in {d['restart_s']:.2f} s): RSS "
                          f"{d['rss_restarted_kib'] / 1024:.1f} MiB with the {d['pending']:,} delays pending")
-    return lines
+    return lines if len(lines) > 2 else []
 
 
 def _history(h: dict | None) -> list[str]:
