@@ -70,3 +70,13 @@ pub struct ExecContext<'a> {
     /// Agent name.
     pub agent: &'a str,
 }
+
+impl<'a> ExecContext<'a> {
+    /// The same execution with other template variables (a pack action's body).
+    pub fn with_templates<'b>(&'b self, templates: &'b TemplateContext) -> ExecContext<'b>
+    where
+        'a: 'b,
+    {
+        ExecContext { templates, ..*self }
+    }
+}

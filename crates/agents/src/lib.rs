@@ -12,8 +12,10 @@ mod build;
 mod common;
 mod context;
 mod error;
+mod params;
 pub mod registry;
 
+pub mod action;
 pub mod http_request;
 pub mod transform;
 pub mod trigger;
@@ -26,6 +28,7 @@ pub use build::{BuildContext, Invalid, OptionError};
 pub use common::{CommonOptions, FromRef, RetryOptions, COMMON_OPTION_NAMES, RESERVED_NAMES};
 pub use context::{ExecContext, Services, ServicesConfig};
 pub use error::AgentError;
+pub use params::{ParamProblem, ParamSpec, ParamType, Parameters, ProblemKind};
 use serde_json::Value;
 pub use switchyard_types as types;
 

@@ -48,6 +48,7 @@ agent_types! {
     "http_request" => crate::http_request::HttpRequest,
     "transform" => crate::transform::Transform,
     "trigger" => crate::trigger::Trigger,
+    "action" => crate::action::Action,
 }
 
 fn build_one<T: AgentType>(
