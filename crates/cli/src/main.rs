@@ -35,10 +35,14 @@ pub struct Cli {
 enum Command {
     /// Run everything in one process: API, webhooks, scheduler, workers.
     Serve(commands::serve::ServeArgs),
-    /// Check stories (and packs): every problem as file:line:col; exit 1 on any error.
+    /// Check stories and packs: every problem as file:line:col; exit 1 on any error.
     Validate {
-        /// Files or directories (default: ./stories).
+        /// Story files, story directories, packs or pack directories (default: ./stories
+        /// and ./packs).
         paths: Vec<PathBuf>,
+        /// The packs that stories' `action` agents use, unless packs are among the paths.
+        #[arg(long, default_value = "packs")]
+        packs: PathBuf,
     },
     /// Print the JSON Schema of story files.
     Schema,
@@ -67,6 +71,9 @@ enum Command {
     /// Shared values for templates (`resource.NAME`).
     #[command(subcommand)]
     Resource(commands::ops::ResourceCommand),
+    /// Pack actions: list them, show one, run one by hand.
+    #[command(subcommand)]
+    Action(commands::action::ActionCommand),
 }
 
 fn main() -> ExitCode {
@@ -94,7 +101,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let client = || client::Client::new(&cli.url, cli.token.as_deref());
     match cli.command {
         Command::Serve(args) => commands::serve::run(args).await,
-        Command::Validate { paths } => commands::validate::run(&paths, cli.json),
+        Command::Validate { paths, packs } => commands::validate::run(&paths, &packs, cli.json),
         Command::Schema => {
             println!(
                 "{}",
@@ -115,5 +122,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Runs(c) => commands::ops::runs(&client()?, c, cli.json).await,
         Command::Events(c) => commands::ops::events(&client()?, c, cli.json).await,
         Command::Resource(c) => commands::ops::resource(&client()?, c, cli.json).await,
+        Command::Action(c) => commands::action::run(&client()?, c, cli.json).await,
     }
 }

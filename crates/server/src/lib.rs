@@ -1,6 +1,7 @@
 //! HTTP: webhooks (`/webhook/{story}/{path}`), the REST API behind the CLI (`/api/v1`),
 //! `/healthz` and `/readyz`. [`app`] builds the router; the binary serves it.
 
+mod actions;
 mod api;
 mod error;
 mod webhook;
@@ -31,6 +32,9 @@ pub fn app(state: AppState) -> Router {
         .route("/events", get(api::list_events))
         .route("/events/{id}", get(api::show_event))
         .route("/events/{id}/replay", post(api::replay_event))
+        .route("/actions", get(actions::list))
+        .route("/actions/{reference}", get(actions::show))
+        .route("/actions/{reference}/run", post(actions::run))
         .route("/resources", get(api::list_resources))
         .route(
             "/resources/{name}",

@@ -19,7 +19,7 @@ pub struct ServeArgs {
     /// Directory of story files (reloaded when it changes).
     #[arg(long, default_value = "./stories")]
     stories: PathBuf,
-    /// Directory of action packs.
+    /// Directory of action packs (reloaded when it changes).
     #[arg(long, default_value = "./packs")]
     packs: PathBuf,
     /// Directory of the embedded SQLite store.
@@ -101,6 +101,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let services =
         Services::new(ServicesConfig::default()).context("cannot build the HTTP client")?;
     let mut config = EngineConfig::new(&args.stories);
+    if args.packs.is_dir() {
+        config.packs_dir = Some(args.packs.clone());
+    } else {
+        tracing::info!(packs = %args.packs.display(), "no packs directory: no actions are loaded");
+    }
     config.run_workers = !args.no_workers;
     config.concurrency = args.concurrency.max(1);
     config.max_queued = args.max_queued.max(1);
@@ -108,6 +113,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("cannot start the engine")?;
     let stories = engine.catalog().stories().len();
+    let actions = engine.catalog().packs().actions.len();
     let errors = report.diagnostics.iter().filter(|d| d.is_error()).count();
     if errors > 0 {
         tracing::warn!(
@@ -121,6 +127,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(
         listen = %args.listen,
         stories,
+        actions,
         data = %args.data.display(),
         workers = !args.no_workers,
         "switchyard is serving: webhooks at http://{}/webhook/STORY/PATH",

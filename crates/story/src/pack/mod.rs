@@ -4,6 +4,7 @@
 //! stories: every problem at `file:line:col`, a load never panics.
 
 mod action_file;
+mod run_story;
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -19,6 +20,7 @@ use crate::diagnostic::Diagnostic;
 use crate::yaml::{self, Position, SpanMap};
 
 pub use action_file::load_action_file;
+pub use run_story::{action_story, ACTION_AGENT, INPUT_AGENT};
 
 /// A pack's metadata.
 #[derive(Clone, Debug, Serialize)]
