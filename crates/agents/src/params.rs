@@ -54,9 +54,12 @@ impl ParamType {
     }
 
     /// The value in this type's canonical form when it has this type (`3.0` is the
-    /// integer 3), else `None`.
+    /// integer 3; a number or boolean given for a string is its text: ids are often
+    /// numbers), else `None`.
     pub fn accept(self, v: &Value) -> Option<Value> {
         match (self, v) {
+            (ParamType::String, Value::Number(n)) => Some(Value::String(n.to_string())),
+            (ParamType::String, Value::Bool(b)) => Some(Value::String(b.to_string())),
             (ParamType::String, Value::String(_))
             | (ParamType::Number, Value::Number(_))
             | (ParamType::Boolean, Value::Bool(_))
@@ -600,6 +603,11 @@ mod tests {
         assert_eq!(ParamType::Integer.accept(&json!(3.5)), None);
         assert_eq!(ParamType::Number.accept(&json!(3)), Some(json!(3)));
         assert_eq!(ParamType::Boolean.parse_text("maybe"), None);
+        assert_eq!(
+            ParamType::String.accept(&json!(12345)),
+            Some(json!("12345"))
+        );
+        assert_eq!(ParamType::String.accept(&json!([1])), None);
     }
 
     #[test]

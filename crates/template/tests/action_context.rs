@@ -73,3 +73,34 @@ fn defaults_alone_serve_when_the_caller_has_no_resources() {
         json!("https://hooks.example")
     );
 }
+
+#[test]
+fn omit_drops_path_parameters_from_a_body_and_optional_fields_can_be_left_out() {
+    let inner = ctx().for_action(
+        Arc::new(json!({"owner": "acme", "repo": "web", "ref": "main", "task": "deploy"})),
+        None,
+    );
+    let render = |s: &str| compile(s).unwrap().render(&inner).unwrap();
+    assert_eq!(
+        render("{{ params | omit('owner', 'repo') }}"),
+        json!({"ref": "main", "task": "deploy"})
+    );
+    // An optional parameter that was not given is undefined; `default(none)` and `is
+    // defined` let a body or a URL leave it out.
+    assert_eq!(
+        render("{{ params.environment | default(none) }}"),
+        json!(null)
+    );
+    assert_eq!(
+        render("/records{% if params.name is defined %}?name={{ params.name }}{% endif %}"),
+        json!("/records")
+    );
+    assert_eq!(
+        render("{{ 'feature/a b' | urlencode }}"),
+        json!("feature/a%20b")
+    );
+    assert!(compile("{{ 3 | omit('a') }}")
+        .unwrap()
+        .render(&inner)
+        .is_err());
+}
