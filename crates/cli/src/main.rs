@@ -74,6 +74,28 @@ enum Command {
     /// Pack actions: list them, show one, run one by hand.
     #[command(subcommand)]
     Action(commands::action::ActionCommand),
+    /// Packs: import a directory of scripts as a pack.
+    #[command(subcommand)]
+    Pack(PackCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PackCommand {
+    /// Write a pack with one `command` action per executable script in DIR; parameters come
+    /// from `# @param NAME TYPE [required] [default=…] description` header lines (README).
+    ImportScripts {
+        /// The directory of scripts.
+        dir: PathBuf,
+        /// The pack's name.
+        #[arg(long)]
+        pack: String,
+        /// The packs directory to write into.
+        #[arg(long, default_value = "packs")]
+        packs: PathBuf,
+        /// Replace an existing pack of that name.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -123,5 +145,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(c) => commands::ops::events(&client()?, c, cli.json).await,
         Command::Resource(c) => commands::ops::resource(&client()?, c, cli.json).await,
         Command::Action(c) => commands::action::run(&client()?, c, cli.json).await,
+        Command::Pack(PackCommand::ImportScripts {
+            dir,
+            pack,
+            packs,
+            force,
+        }) => commands::import_scripts::run(&dir, &pack, &packs, force),
     }
 }

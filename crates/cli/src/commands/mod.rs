@@ -1,6 +1,7 @@
 //! One module per group of commands.
 
 pub mod action;
+pub mod import_scripts;
 pub mod ops;
 pub mod serve;
 pub mod validate;

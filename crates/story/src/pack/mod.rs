@@ -156,8 +156,9 @@ pub(crate) fn yaml_segment(s: &str) -> String {
     s.replace('~', "~0").replace('/', "~1")
 }
 
-/// Pack names and parameter names: a lower-case letter, then lower-case letters, digits, `_`.
-pub(crate) fn is_identifier(s: &str) -> bool {
+/// Pack, action and parameter names: a lower-case letter, then lower-case letters, digits
+/// and `_`.
+pub fn is_identifier(s: &str) -> bool {
     let mut b = s.bytes();
     matches!(b.next(), Some(c) if c.is_ascii_lowercase())
         && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
