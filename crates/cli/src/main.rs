@@ -44,6 +44,15 @@ enum Command {
         #[arg(long, default_value = "packs")]
         packs: PathBuf,
     },
+    /// Run story tests (`*.test.yaml`) in-process: no network, no server; exit 1 on any
+    /// failure.
+    Test {
+        /// Test files or directories (default: ./stories).
+        paths: Vec<PathBuf>,
+        /// The packs that stories' `action` agents use.
+        #[arg(long, default_value = "packs")]
+        packs: PathBuf,
+    },
     /// Print the JSON Schema of story files.
     Schema,
     /// Emit the event a webhook agent would emit for a POST of this JSON body.
@@ -124,6 +133,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => commands::serve::run(args).await,
         Command::Validate { paths, packs } => commands::validate::run(&paths, &packs, cli.json),
+        Command::Test { paths, packs } => commands::test::run(&paths, &packs, cli.json).await,
         Command::Schema => {
             println!(
                 "{}",

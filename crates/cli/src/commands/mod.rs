@@ -4,4 +4,5 @@ pub mod action;
 pub mod import_scripts;
 pub mod ops;
 pub mod serve;
+pub mod test;
 pub mod validate;
