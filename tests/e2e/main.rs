@@ -3,9 +3,11 @@
 
 mod support;
 
+mod actions;
 mod cli;
 mod durability;
 mod pipeline;
 mod reload;
+mod story_tests;
 mod validate;
 mod webhooks;
