@@ -376,3 +376,75 @@ async fn a_story_runs_a_pack_action_with_templated_parameters() {
         .unwrap();
     assert_eq!(noted["payload"], json!({"status": 204}));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_http_takes_its_method_and_body_from_parameters() {
+    let (server, _keep) = server_with_packs(&shipped_packs(), &[]).await;
+    let sink = Sink::start().await;
+    let url = format!("{}/things/1", sink.url);
+    let out = server.cli_json(&[
+        "action",
+        "run",
+        "core.http",
+        &format!("url={url}"),
+        "method=PUT",
+        r#"body={"name": "x", "n": 2}"#,
+        "--wait",
+    ]);
+    assert_eq!(out["status"], "succeeded", "{out}");
+    assert_eq!(out["result"]["body"], json!({"ok": true}));
+    let out = server.cli_json(&[
+        "action",
+        "run",
+        "core.http",
+        &format!("url={url}"),
+        "--wait",
+    ]);
+    assert_eq!(out["status"], "succeeded", "{out}");
+    sink.answer(500, r#"{"error": "boom"}"#);
+    let failed = server.cli(&[
+        "action",
+        "run",
+        "core.http",
+        &format!("url={url}"),
+        "--wait",
+    ]);
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(text(&failed).contains("answered 500"), "{}", text(&failed));
+
+    let got = sink.wait_for(3, Duration::from_secs(5)).await;
+    assert_eq!(
+        (got[0].method.as_str(), got[0].path.as_str()),
+        ("PUT", "/things/1")
+    );
+    assert_eq!(got[0].json(), json!({"name": "x", "n": 2}));
+    assert_eq!(got[1].method, "GET");
+    assert!(got[1].body.is_empty(), "a GET without `body` sends none");
+}
+
+#[tokio::test]
+async fn a_changed_pack_is_reloaded() {
+    let packs = tempfile::tempdir().unwrap();
+    let core = packs.path().join("core");
+    std::fs::create_dir_all(core.join("actions")).unwrap();
+    std::fs::write(core.join("pack.yaml"), "name: core\n").unwrap();
+    let (server, _keep) = server_with_packs(packs.path(), &[]).await;
+    assert_eq!(server.cli_json(&["action", "list"])["actions"], json!([]));
+    std::fs::write(
+        core.join("actions/hello.yaml"),
+        "parameters:\n  who: {type: string, default: world}\nrun:\n  type: transform\n  mode: message\n  payload: {hello: \"{{ params.who }}\"}\n",
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = server.cli_json(&["action", "list"]);
+        if list["actions"].as_array().is_some_and(|a| !a.is_empty()) {
+            assert_eq!(list["actions"][0]["ref"], "core.hello");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not reloaded: {list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = server.cli_json(&["action", "run", "core.hello", "--wait"]);
+    assert_eq!(out["result"], json!({"hello": "world"}));
+}

@@ -257,3 +257,130 @@ fn kind_of(v: &Value) -> &'static str {
         Value::Object(_) => "a mapping",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+    use switchyard_template::{Compiler, ContextBuilder, Limits};
+    use switchyard_types::JobId;
+
+    use super::*;
+    use crate::{registry, Services, ServicesConfig};
+
+    fn catalog() -> ActionCatalog {
+        let mut compiler = Compiler::new(Limits::default());
+        let mut cx = BuildContext::new(&mut compiler);
+        let body = registry::build(
+            "transform",
+            json!({"mode": "message", "payload": {
+                "params": "{{ params }}",
+                "url": "{{ resource.demo_api_url }}",
+                "token": "{{ credential.token }}",
+            }}),
+            &mut cx,
+        )
+        .unwrap()
+        .unwrap();
+        compiler.finish();
+        let parameters: Parameters = serde_json::from_value(json!({
+            "name": {"type": "string", "required": true},
+            "count": {"type": "integer", "default": 1},
+            "password": {"type": "string", "secret": true},
+        }))
+        .unwrap();
+        let mut catalog = ActionCatalog::default();
+        catalog.insert(PackAction {
+            pack: "demo".into(),
+            name: "show".into(),
+            reference: "demo.show".into(),
+            description: None,
+            parameters,
+            body_kind: "transform".into(),
+            body,
+            timeout: None,
+            resource_defaults: Arc::new(BTreeMap::from([(
+                "demo_api_url".to_string(),
+                "https://api.demo.example".to_string(),
+            )])),
+            file: "demo/actions/show.yaml".into(),
+        });
+        catalog
+    }
+
+    async fn run_with(with: Value) -> (Result<Outcome, AgentError>, Vec<(String, String)>) {
+        let catalog = catalog();
+        let mut compiler = Compiler::new(Limits::default());
+        let mut cx = BuildContext::new(&mut compiler).with_actions(&catalog);
+        let agent = registry::build(
+            "action",
+            json!({"uses": "demo.show", "with": with}),
+            &mut cx,
+        )
+        .unwrap()
+        .unwrap();
+        compiler.finish();
+        let input = Arc::new(json!({"body": {"name": "web", "n": "3", "pw": "hunter22"}}));
+        let templates = ContextBuilder::new()
+            .agent("inbound", Arc::clone(&input))
+            .event(Arc::clone(&input))
+            .credentials(Arc::new(BTreeMap::from([(
+                "token".to_string(),
+                "s3cret".to_string(),
+            )])))
+            .build();
+        let services = Services::new(ServicesConfig::default()).unwrap();
+        let cx = ExecContext {
+            templates: &templates,
+            input: &input,
+            services: &services,
+            job_id: JobId::new(),
+            attempt: 1,
+            story: "s",
+            agent: "a",
+        };
+        let out = agent.execute(&cx).await;
+        (out, templates.credentials_used())
+    }
+
+    #[tokio::test]
+    async fn renders_with_applies_defaults_and_runs_the_body_with_params() {
+        let (out, used) = run_with(json!({
+            "name": "{{ inbound.body.name }}",
+            "count": "{{ inbound.body.n }}",
+            "password": "{{ inbound.body.pw }}",
+        }))
+        .await;
+        let Ok(Outcome::Emit(v)) = out else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            v[0],
+            json!({
+                "params": {"name": "web", "count": 3, "password": "hunter22"},
+                "url": "https://api.demo.example",
+                "token": "s3cret",
+            })
+        );
+        // The credential read and the secret parameter are recorded for redaction.
+        assert!(used.contains(&("token".to_string(), "s3cret".to_string())));
+        assert!(used.contains(&("params.password".to_string(), "hunter22".to_string())));
+    }
+
+    #[tokio::test]
+    async fn rendered_parameters_that_do_not_fit_fail_the_agent() {
+        // One template rendering the whole mapping: nothing to check when the story loads.
+        let (out, _) = run_with(json!("{{ {'count': inbound.body.name} }}")).await;
+        let e = out.unwrap_err();
+        assert_eq!(e.kind, "invalid_params");
+        assert!(!e.retryable);
+        assert!(
+            e.message.contains("missing required parameter `name`")
+                && e.message
+                    .contains("parameter `count` must be an integer, got \"web\""),
+            "{}",
+            e.message
+        );
+    }
+}
