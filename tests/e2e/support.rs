@@ -47,6 +47,7 @@ pub struct Server {
     pub data: PathBuf,
     pub log: PathBuf,
     extra: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -57,6 +58,16 @@ impl Server {
 
     /// Like `start`, with extra `serve` arguments.
     pub async fn start_with(stories: &Path, data: &Path, extra: &[&str]) -> Server {
+        Server::start_with_env(stories, data, extra, &[]).await
+    }
+
+    /// Like `start_with`, with extra environment variables for the server process.
+    pub async fn start_with_env(
+        stories: &Path,
+        data: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let port = free_port();
         let mut s = Server {
             child: None,
@@ -66,6 +77,10 @@ impl Server {
             data: data.to_path_buf(),
             log: data.with_extension("log"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         s.spawn().await;
         s
@@ -86,6 +101,7 @@ impl Server {
             .arg("--data")
             .arg(&self.data)
             .args(&self.extra)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("RUST_LOG", "info")
             .stdout(Stdio::from(log.try_clone().expect("log")))
             .stderr(Stdio::from(log))
@@ -117,6 +133,26 @@ impl Server {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    /// Asks the process to stop (SIGTERM) and waits up to `timeout` for it to exit.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -230,8 +266,11 @@ impl Received {
 #[derive(Clone, Default)]
 struct SinkState {
     received: Arc<Mutex<Vec<Received>>>,
-    plan: Arc<Mutex<VecDeque<(u16, String)>>>,
+    plan: Arc<Mutex<VecDeque<Answer>>>,
 }
+
+/// A queued answer: status, extra headers, JSON body text.
+type Answer = (u16, Vec<(String, String)>, String);
 
 /// A real HTTP server on loopback that records every request and answers 200 `{"ok":true}`
 /// unless answers were queued with [`Sink::answer`].
@@ -264,11 +303,19 @@ impl Sink {
 
     /// Queues the next answers (status, JSON body text).
     pub fn answer(&self, status: u16, body: &str) {
-        self.state
-            .plan
-            .lock()
-            .unwrap()
-            .push_back((status, body.to_string()));
+        self.answer_with_headers(status, &[], body);
+    }
+
+    /// Queues an answer with extra response headers (e.g. `Link`).
+    pub fn answer_with_headers(&self, status: u16, headers: &[(&str, &str)], body: &str) {
+        self.state.plan.lock().unwrap().push_back((
+            status,
+            headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body.to_string(),
+        ));
     }
 
     /// Everything received so far.
@@ -308,15 +355,22 @@ async fn record(
         headers,
         body,
     });
-    let (status, body) = state
-        .plan
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or((200, r#"{"ok":true}"#.to_string()));
+    let (status, extra, body) = state.plan.lock().unwrap().pop_front().unwrap_or((
+        200,
+        Vec::new(),
+        r#"{"ok":true}"#.to_string(),
+    ));
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", "application/json".parse().unwrap());
+    for (k, v) in extra {
+        headers.append(
+            axum::http::HeaderName::from_bytes(k.as_bytes()).expect("header name"),
+            v.parse().expect("header value"),
+        );
+    }
     (
         StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-        [("content-type", "application/json")],
+        headers,
         body,
     )
 }

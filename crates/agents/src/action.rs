@@ -283,14 +283,29 @@ mod tests {
         )
         .unwrap()
         .unwrap();
+        let later = registry::build("delay", json!({"for": "{{ params.wait }}"}), &mut cx)
+            .unwrap()
+            .unwrap();
         compiler.finish();
+        let mut catalog = ActionCatalog::default();
+        catalog.insert(PackAction {
+            pack: "demo".into(),
+            name: "later".into(),
+            reference: "demo.later".into(),
+            description: None,
+            parameters: serde_json::from_value(json!({"wait": {"type": "string"}})).unwrap(),
+            body_kind: "delay".into(),
+            body: later,
+            timeout: None,
+            resource_defaults: Arc::new(BTreeMap::new()),
+            file: "demo/actions/later.yaml".into(),
+        });
         let parameters: Parameters = serde_json::from_value(json!({
             "name": {"type": "string", "required": true},
             "count": {"type": "integer", "default": 1},
             "password": {"type": "string", "secret": true},
         }))
         .unwrap();
-        let mut catalog = ActionCatalog::default();
         catalog.insert(PackAction {
             pack: "demo".into(),
             name: "show".into(),
@@ -310,16 +325,20 @@ mod tests {
     }
 
     async fn run_with(with: Value) -> (Result<Outcome, AgentError>, Vec<(String, String)>) {
+        run_action("demo.show", with, false).await
+    }
+
+    async fn run_action(
+        uses: &str,
+        with: Value,
+        resumed: bool,
+    ) -> (Result<Outcome, AgentError>, Vec<(String, String)>) {
         let catalog = catalog();
         let mut compiler = Compiler::new(Limits::default());
         let mut cx = BuildContext::new(&mut compiler).with_actions(&catalog);
-        let agent = registry::build(
-            "action",
-            json!({"uses": "demo.show", "with": with}),
-            &mut cx,
-        )
-        .unwrap()
-        .unwrap();
+        let agent = registry::build("action", json!({"uses": uses, "with": with}), &mut cx)
+            .unwrap()
+            .unwrap();
         compiler.finish();
         let input = Arc::new(json!({"body": {"name": "web", "n": "3", "pw": "hunter22"}}));
         let templates = ContextBuilder::new()
@@ -331,6 +350,7 @@ mod tests {
             )])))
             .build();
         let services = Services::new(ServicesConfig::default()).unwrap();
+        let credentials: BTreeMap<String, String> = BTreeMap::new();
         let cx = ExecContext {
             templates: &templates,
             input: &input,
@@ -339,6 +359,9 @@ mod tests {
             attempt: 1,
             story: "s",
             agent: "a",
+            resumed,
+            host: &crate::NoHost,
+            credentials: &credentials,
         };
         let out = agent.execute(&cx).await;
         (out, templates.credentials_used())
@@ -381,6 +404,29 @@ mod tests {
                     .contains("parameter `count` must be an integer, got \"web\""),
             "{}",
             e.message
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_that_defers_defers_the_action_and_emits_when_woken() {
+        let before = switchyard_types::now();
+        let (out, _) = run_action("demo.later", json!({"wait": "1h"}), false).await;
+        let Ok(Outcome::Defer { until }) = out else {
+            panic!("{out:?}")
+        };
+        let waited = until - before;
+        assert!(
+            waited >= chrono::Duration::minutes(59) && waited <= chrono::Duration::minutes(61),
+            "{waited}"
+        );
+        // Woken, the body passes its input on: the action's result.
+        let (out, _) = run_action("demo.later", json!({"wait": "1h"}), true).await;
+        let Ok(Outcome::Emit(v)) = out else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            v,
+            [json!({"body": {"name": "web", "n": "3", "pw": "hunter22"}})]
         );
     }
 }

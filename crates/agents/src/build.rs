@@ -30,6 +30,9 @@ pub struct BuildContext<'a> {
     compiler: &'a mut Compiler,
     problems: Vec<OptionError>,
     actions: Option<&'a ActionCatalog>,
+    /// The agent's common `timeout`, for types that give it a meaning of their own (a
+    /// sub-story's wait).
+    pub timeout: Option<switchyard_types::Duration>,
 }
 
 impl<'a> BuildContext<'a> {
@@ -39,6 +42,7 @@ impl<'a> BuildContext<'a> {
             compiler,
             problems: Vec::new(),
             actions: None,
+            timeout: None,
         }
     }
 

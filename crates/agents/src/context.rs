@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_template::Context as TemplateContext;
+use switchyard_template::{Context as TemplateContext, Lookup};
 use switchyard_types::{JobId, Payload};
 
 /// Settings for the shared services, from the server's command line.
@@ -15,6 +15,12 @@ pub struct ServicesConfig {
     pub max_response_bytes: usize,
     /// User-Agent of outgoing requests.
     pub user_agent: String,
+    /// Whether `command` agents may run programs (`serve --allow-commands`).
+    pub allow_commands: bool,
+    /// Largest stdout (and, separately, stderr) a `command` agent keeps; the rest is read,
+    /// dropped, and the event says it was truncated. Default 256 KiB each, so that both fit
+    /// in one event under the store's 1 MiB event size limit.
+    pub max_command_output: usize,
 }
 
 impl Default for ServicesConfig {
@@ -23,6 +29,8 @@ impl Default for ServicesConfig {
             default_timeout: Duration::from_secs(30),
             max_response_bytes: 10 * 1024 * 1024,
             user_agent: concat!("switchyard/", env!("CARGO_PKG_VERSION")).to_string(),
+            allow_commands: false,
+            max_command_output: 256 * 1024,
         }
     }
 }
@@ -69,6 +77,13 @@ pub struct ExecContext<'a> {
     pub story: &'a str,
     /// Agent name.
     pub agent: &'a str,
+    /// True when the agent asked to be woken ([`crate::Outcome::Defer`]) and this is that wake.
+    pub resumed: bool,
+    /// Durable state and other stories, provided by the engine.
+    pub host: &'a dyn crate::Host,
+    /// Credentials by name, for agents that read one directly (the `smtp` URL of `email`),
+    /// the same store templates read `credential.NAME` from.
+    pub credentials: &'a dyn Lookup,
 }
 
 impl<'a> ExecContext<'a> {

@@ -1,4 +1,5 @@
-//! `http_request`: calls an HTTP API and emits `{status, headers, body}`.
+//! `http_request`: calls an HTTP API and emits `{status, headers, body}` (with `pages` when
+//! it paginates).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,6 +15,8 @@ use switchyard_template::{Template, TemplateValue};
 
 use crate::registry::AgentType;
 use crate::{Agent, AgentError, BuildContext, ExecContext, Invalid, Outcome};
+
+mod paginate;
 
 /// Options of an `http_request` agent.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -47,6 +50,9 @@ pub struct HttpRequestOptions {
     /// Follow redirects (default true, at most 10).
     #[serde(default = "yes")]
     pub follow_redirects: bool,
+    /// Fetch further pages: the event gets `pages` (every page's body, in order).
+    #[serde(default)]
+    pub paginate: Option<paginate::PaginateOptions>,
 }
 
 /// Authentication of an outgoing request.
@@ -84,6 +90,7 @@ pub struct HttpRequest {
     auth: Option<Auth>,
     expect: Option<Vec<u16>>,
     follow_redirects: bool,
+    paginate: Option<paginate::Paginate>,
 }
 
 #[derive(Debug)]
@@ -178,6 +185,7 @@ impl AgentType for HttpRequest {
                 }
             }
         }
+        let paginate = o.paginate.and_then(|p| paginate::Paginate::build(p, cx));
         let Some(url) = url else { return Err(Invalid) };
         cx.finish_with(HttpRequest {
             url,
@@ -189,6 +197,7 @@ impl AgentType for HttpRequest {
             auth,
             expect: o.expect,
             follow_redirects: o.follow_redirects,
+            paginate,
         })
     }
 }
@@ -278,7 +287,7 @@ impl Agent for HttpRequest {
             }
         }
 
-        let mut method = match &self.method_template {
+        let method = match &self.method_template {
             None => self.method.clone(),
             Some(m) => {
                 let text = m.render_string(t)?.to_ascii_uppercase();
@@ -290,7 +299,59 @@ impl Agent for HttpRequest {
                 })?
             }
         };
-        let mut body = body.map(|(b, _)| bytes::Bytes::from(b));
+        let first = self
+            .send(
+                cx,
+                method,
+                url,
+                headers.clone(),
+                body.map(|(b, _)| bytes::Bytes::from(b)),
+            )
+            .await?;
+        let out = match &self.paginate {
+            None => first.into_event(),
+            Some(p) => p.follow(self, cx, first, headers).await?,
+        };
+        Ok(Outcome::Emit(vec![out]))
+    }
+}
+
+/// One answered request: what the event is made of.
+#[derive(Debug)]
+pub(crate) struct Response {
+    /// The URL finally answered (after redirects).
+    pub url: reqwest::Url,
+    pub status: StatusCode,
+    /// The raw headers (for `Link`).
+    pub raw_headers: HeaderMap,
+    /// Headers as the event shows them: lower-case names, repeated ones joined with `, `.
+    pub headers: Map<String, Value>,
+    /// Parsed when JSON, else a string.
+    pub body: Value,
+}
+
+impl Response {
+    fn into_event(self) -> Value {
+        let mut out = Map::with_capacity(4);
+        out.insert("status".into(), Value::from(self.status.as_u16()));
+        out.insert("headers".into(), Value::Object(self.headers));
+        out.insert("body".into(), self.body);
+        Value::Object(out)
+    }
+}
+
+impl HttpRequest {
+    /// Sends one request (following redirects when configured), reads the body within the
+    /// size limit and checks the status against `expect`. Every request the agent makes,
+    /// each page of a paginated call included, goes through here.
+    pub(crate) async fn send(
+        &self,
+        cx: &ExecContext<'_>,
+        mut method: Method,
+        mut url: reqwest::Url,
+        mut headers: HeaderMap,
+        mut body: Option<bytes::Bytes>,
+    ) -> Result<Response, AgentError> {
         let mut redirects = 0;
         let response = loop {
             let mut req = cx
@@ -354,12 +415,11 @@ impl Agent for HttpRequest {
                 }
             }
         }
-        let retry_after = response
-            .headers()
+        let raw_headers = response.headers().clone();
+        let retry_after = raw_headers
             .get(reqwest::header::RETRY_AFTER)
             .and_then(parse_retry_after);
-        let is_json = response
-            .headers()
+        let is_json = raw_headers
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| {
@@ -397,11 +457,13 @@ impl Agent for HttpRequest {
                 retry_after,
             });
         }
-        let mut out = Map::with_capacity(3);
-        out.insert("status".into(), Value::from(status.as_u16()));
-        out.insert("headers".into(), Value::Object(out_headers));
-        out.insert("body".into(), body);
-        Ok(Outcome::Emit(vec![Value::Object(out)]))
+        Ok(Response {
+            url,
+            status,
+            raw_headers,
+            headers: out_headers,
+            body,
+        })
     }
 }
 
@@ -415,7 +477,7 @@ fn header_value(v: &str) -> Result<HeaderValue, AgentError> {
 }
 
 /// The URL without user info, for messages.
-fn redact_url(url: &reqwest::Url) -> String {
+pub(crate) fn redact_url(url: &reqwest::Url) -> String {
     let mut u = url.clone();
     let _ = u.set_username("");
     let _ = u.set_password(None);

@@ -384,7 +384,7 @@ impl Parameters {
 }
 
 /// What kind of problem a parameter has.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProblemKind {
     /// Not a parameter of the action.
@@ -398,7 +398,7 @@ pub enum ProblemKind {
 }
 
 /// One problem with the parameters given to an action.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct ParamProblem {
     /// The parameter concerned.
     pub param: String,
@@ -439,6 +439,20 @@ impl Serialize for Parameters {
             map.serialize_entry(name, spec)?;
         }
         map.end()
+    }
+}
+
+impl JsonSchema for Parameters {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Parameters".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let spec = generator.subschema_for::<ParamSpec>();
+        schemars::json_schema!({
+            "type": "object",
+            "description": "An action's parameters by name, in file order.",
+            "additionalProperties": spec,
+        })
     }
 }
 

@@ -49,6 +49,11 @@ agent_types! {
     "transform" => crate::transform::Transform,
     "trigger" => crate::trigger::Trigger,
     "action" => crate::action::Action,
+    "delay" => crate::delay::Delay,
+    "story" => crate::story::StoryAgent,
+    "command" => crate::command::Command,
+    "schedule" => crate::schedule::Schedule,
+    "email" => crate::email::Email,
 }
 
 fn build_one<T: AgentType>(

@@ -4,77 +4,83 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
 use switchyard_agents::action::PackAction;
 use switchyard_engine::{ActionRunError, IngestError};
 use switchyard_story::Pack;
 
 use crate::error::ApiError;
+use crate::model::*;
 use crate::AppState;
 
-fn summary(a: &PackAction) -> Value {
-    json!({
-        "ref": a.reference,
-        "pack": a.pack,
-        "name": a.name,
-        "description": a.description,
-        "runs": a.body_kind,
-        "parameters": a.parameters,
-    })
+fn summary(a: &PackAction) -> ActionSummary {
+    ActionSummary {
+        reference: a.reference.clone(),
+        pack: a.pack.clone(),
+        name: a.name.clone(),
+        description: a.description.clone(),
+        runs: a.body_kind.clone(),
+        parameters: a.parameters.clone(),
+    }
 }
 
-fn pack_summary(p: &Pack) -> Value {
-    json!({
-        "name": p.name,
-        "version": p.version,
-        "description": p.description,
-        "credentials": p.credentials,
-        "resources": p.resources,
-        "actions": p.actions,
-    })
+fn pack_info(p: &Pack) -> PackInfo {
+    PackInfo {
+        name: p.name.clone(),
+        version: p.version.clone(),
+        description: p.description.clone(),
+        credentials: p
+            .credentials
+            .iter()
+            .map(|c| PackCredential {
+                name: c.name.clone(),
+                description: c.description.clone(),
+            })
+            .collect(),
+        resources: p
+            .resources
+            .iter()
+            .map(|r| PackResource {
+                name: r.name.clone(),
+                default: r.default.clone(),
+                description: r.description.clone(),
+            })
+            .collect(),
+        actions: p.actions.clone(),
+    }
 }
 
 /// `GET /api/v1/actions`: every loaded action, and the packs.
-pub async fn list(State(state): State<AppState>) -> Json<Value> {
+pub async fn list(State(state): State<AppState>) -> Json<ActionList> {
     let catalog = state.engine.catalog();
     let packs = catalog.packs();
-    Json(json!({
-        "actions": packs.actions.iter().map(|a| summary(a)).collect::<Vec<_>>(),
-        "packs": packs.packs.iter().map(pack_summary).collect::<Vec<_>>(),
-    }))
+    Json(ActionList {
+        actions: packs.actions.iter().map(|a| summary(a)).collect(),
+        packs: packs.packs.iter().map(pack_info).collect(),
+    })
 }
 
 /// `GET /api/v1/actions/{ref}`: one action with its parameters and its pack.
 pub async fn show(
     State(state): State<AppState>,
     Path(reference): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ActionDetail>, ApiError> {
     let catalog = state.engine.catalog();
     let packs = catalog.packs();
     let action = packs
         .actions
         .get(&reference)
         .ok_or_else(|| not_found(&reference))?;
-    let mut out = summary(action);
-    out["file"] = json!(action.file.display().to_string());
-    out["pack_info"] = packs.pack(&action.pack).map_or(Value::Null, pack_summary);
-    Ok(Json(out))
+    Ok(Json(ActionDetail {
+        action: summary(action),
+        file: action.file.display().to_string(),
+        pack_info: packs.pack(&action.pack).map(pack_info),
+    }))
 }
 
 fn not_found(reference: &str) -> ApiError {
     ApiError::not_found(format!(
         "no action named `{reference}` is loaded (`switchyard action list` shows them)"
     ))
-}
-
-/// Body of `POST /api/v1/actions/{ref}/run`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunAction {
-    /// The parameters, typed.
-    #[serde(default)]
-    params: Map<String, Value>,
 }
 
 /// `POST /api/v1/actions/{ref}/run`: checks the parameters against the action's schema,
@@ -95,7 +101,11 @@ pub async fn run(
     match state.engine.run_action(&reference, params, Some(by)).await {
         Ok(ids) => Ok((
             StatusCode::ACCEPTED,
-            Json(json!({"run_id": ids.run_id, "event_id": ids.event_id, "action": reference})),
+            Json(ActionAccepted {
+                run_id: ids.run_id,
+                event_id: ids.event_id,
+                action: reference,
+            }),
         )
             .into_response()),
         Err(ActionRunError::NotFound(_)) => Err(not_found(&reference)),
@@ -107,11 +117,13 @@ pub async fn run(
                 .join("\n");
             Ok((
                 StatusCode::BAD_REQUEST,
-                Json(json!({"error": {
-                    "code": "invalid_params",
-                    "message": message,
-                    "problems": problems,
-                }})),
+                Json(InvalidParamsBody {
+                    error: InvalidParamsDetail {
+                        code: "invalid_params".into(),
+                        message,
+                        problems,
+                    },
+                }),
             )
                 .into_response())
         }
@@ -122,6 +134,11 @@ pub async fn run(
             Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m))
         }
         Err(ActionRunError::Ingest(IngestError::Payload(m))) => Err(ApiError::bad_request(m)),
+        Err(ActionRunError::Ingest(e @ IngestError::Disabled(_))) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "story_disabled",
+            e.to_string(),
+        )),
         Err(ActionRunError::Ingest(IngestError::Store(e))) => Err(e.into()),
     }
 }

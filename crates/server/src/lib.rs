@@ -1,9 +1,17 @@
 //! HTTP: webhooks (`/webhook/{story}/{path}`), the REST API behind the CLI (`/api/v1`),
-//! `/healthz` and `/readyz`. [`app`] builds the router; the binary serves it.
+//! the web view (`/`), `/healthz` and `/readyz`. [`app`] builds the router; the binary
+//! serves it.
 
 mod actions;
 mod api;
 mod error;
+pub mod model;
+mod openapi;
+mod origin;
+mod redact;
+mod stream;
+pub mod ui;
+mod views;
 mod webhook;
 mod webhook_auth;
 
@@ -11,6 +19,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post, put};
 use axum::Router;
 use switchyard_engine::Engine;
+use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
 
@@ -19,6 +28,31 @@ pub use error::ApiError;
 pub struct AppState {
     /// The engine.
     pub engine: Engine,
+    /// Renders the Prometheus metrics (None: `/metrics` answers 404).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Cancelled when the server begins to shut down: ends long-lived responses (event
+    /// streams) so a graceful shutdown does not wait for them forever.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// State for an engine, with a fresh shutdown token and no metrics.
+    pub fn new(engine: Engine) -> Self {
+        AppState {
+            engine,
+            metrics: None,
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// With a Prometheus handle for `/metrics`.
+    pub fn with_metrics(
+        mut self,
+        metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    ) -> Self {
+        self.metrics = metrics;
+        self
+    }
 }
 
 /// The whole HTTP application.
@@ -26,15 +60,24 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/stories", get(api::list_stories))
         .route("/stories/{name}", get(api::show_story))
+        .route("/stories/{name}/enable", post(api::enable_story))
+        .route("/stories/{name}/disable", post(api::disable_story))
         .route("/stories/{name}/agents/{agent}/trigger", post(api::trigger))
+        .route(
+            "/stories/{name}/agents/{agent}/events",
+            get(views::agent_events),
+        )
         .route("/runs", get(api::list_runs))
+        .route("/runs/stats", get(views::run_stats))
         .route("/runs/{id}", get(api::show_run))
         .route("/events", get(api::list_events))
+        .route("/events/stream", get(stream::events_stream))
         .route("/events/{id}", get(api::show_event))
         .route("/events/{id}/replay", post(api::replay_event))
         .route("/actions", get(actions::list))
-        .route("/actions/{reference}", get(actions::show))
-        .route("/actions/{reference}/run", post(actions::run))
+        .route("/actions/{ref}", get(actions::show))
+        .route("/actions/{ref}/run", post(actions::run))
+        .route("/openapi.json", get(openapi::serve))
         .route("/resources", get(api::list_resources))
         .route(
             "/resources/{name}",
@@ -42,7 +85,8 @@ pub fn app(state: AppState) -> Router {
                 .get(api::get_resource)
                 .delete(api::delete_resource),
         )
-        .fallback(api::not_found);
+        .fallback(api::not_found)
+        .layer(axum::middleware::from_fn(origin::same_origin_writes));
     Router::new()
         .route(
             "/webhook/{story}/{*path}",
@@ -50,6 +94,8 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
+        .route("/metrics", get(api::metrics))
         .nest("/api/v1", api)
+        .merge(ui::routes())
         .with_state(state)
 }

@@ -469,7 +469,18 @@ fn build_agent(
         );
         ok = false;
     }
+    // An `action` agent without a `timeout` of its own has its action's (a long `command`
+    // body is not cut short by the server's default).
+    let timeout = common.timeout.or_else(|| {
+        let uses = (common.kind == "action").then(|| options.get("uses")?.as_str())??;
+        packs
+            .actions
+            .get(uses)?
+            .timeout
+            .map(switchyard_types::Duration)
+    });
     let mut bcx = BuildContext::new(compiler).with_actions(&packs.actions);
+    bcx.timeout = timeout;
     let condition = common
         .condition
         .as_ref()
@@ -516,7 +527,7 @@ fn build_agent(
         from: common.from,
         condition,
         retry: common.retry,
-        timeout: common.timeout,
+        timeout,
         agent,
         downstream: Vec::new(),
         error_downstream: Vec::new(),

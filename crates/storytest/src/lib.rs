@@ -17,6 +17,7 @@
 //! agents and template crates only, and never executes an agent that reaches the outside.
 
 mod file;
+mod host;
 mod matching;
 mod run;
 
@@ -31,7 +32,7 @@ use switchyard_story::{Diagnostic, Packs, Story};
 
 pub use file::{Case, Response};
 pub use matching::{mismatches, Mismatch};
-pub use run::{AgentLog, Trace, EXTERNAL, PASS_THROUGH};
+pub use run::{AgentLog, Trace, EXTERNAL};
 
 /// One reason a case failed.
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -1,7 +1,13 @@
 //! Runs one case: the story's graph executed in-process, breadth first. Agents that reach
 //! the outside (`http_request`, `action`, `email`, `command`, `story`) answer with the case's
-//! canned responses; `delay` passes its event on at once; every other agent (transform,
-//! trigger, …) really runs. No network, no store, no server.
+//! canned responses; every other agent (transform, trigger, delay, …) really runs, unless the
+//! case gives it a canned response too. No network, no store, no server.
+//!
+//! Time is the case's own: an agent that defers (a `delay`, an `implode` waiting for
+//! `max_wait`) is woken as soon as nothing else is left to run, earliest wake first, and the
+//! case's clock (`now` in templates, the windows of `deduplicate` and `throttle`) moves
+//! forward to its wake. So a `delay: {for: 1h}` passes its event on at once in wall time,
+//! after everything that happens before the hour is up.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -13,11 +19,10 @@ use switchyard_template::{Context, ContextBuilder, Lookup};
 use switchyard_types::{JobId, RunId, Timestamp};
 
 use crate::file::{Case, Response};
+use crate::host::{State, TestHost};
 
 /// Agent types whose work reaches the outside: a test gives their results.
 pub const EXTERNAL: &[&str] = &["http_request", "action", "email", "command", "story"];
-/// Agent types that only wait: in a test their event passes on at once.
-pub const PASS_THROUGH: &[&str] = &["delay"];
 /// More executions than this in one case is a runaway graph.
 const MAX_EXECUTIONS: usize = 10_000;
 
@@ -75,16 +80,63 @@ fn lookup(map: &BTreeMap<String, String>) -> Arc<dyn Lookup> {
     Arc::new(map.clone())
 }
 
+/// One execution waiting to run: an agent, its input, and (for a wake) its job.
+struct Pending {
+    index: usize,
+    input: Arc<Link>,
+    job: JobId,
+    resumed: bool,
+}
+
+/// Executions that deferred, each with the case-clock time of its wake.
+#[derive(Default)]
+struct Sleepers {
+    list: Vec<(Timestamp, usize, Pending)>,
+    seq: usize,
+}
+
+impl Sleepers {
+    fn push(&mut self, wake: Timestamp, p: Pending) {
+        self.seq += 1;
+        self.list.push((wake, self.seq, p));
+    }
+    /// The earliest wake (in the order they deferred, among equal times).
+    fn pop(&mut self) -> Option<(Timestamp, Pending)> {
+        let i = (0..self.list.len()).min_by_key(|&i| (self.list[i].0, self.list[i].1))?;
+        let (wake, _, p) = self.list.swap_remove(i);
+        Some((wake, p))
+    }
+}
+
+/// What a run of a case shares: the story, the case and its variables.
+struct CaseCx<'a> {
+    story: &'a Story,
+    services: &'a Services,
+    run_id: String,
+    started: Timestamp,
+    resources: Arc<dyn Lookup>,
+    credentials: Arc<dyn Lookup>,
+    state: State,
+}
+
 /// Runs `case` against `story`.
 pub async fn run(story: &Story, case: &Case, services: &Services) -> Trace {
     let mut trace = Trace {
         agents: vec![AgentLog::default(); story.agents.len()],
         ..Trace::default()
     };
-    let now: Timestamp = case.now.unwrap_or_else(switchyard_types::now);
-    let run_id = RunId::new().to_string();
-    let resources = lookup(&case.resources);
-    let credentials = lookup(&case.credentials);
+    let started: Timestamp = case.now.unwrap_or_else(switchyard_types::now);
+    let cx = CaseCx {
+        story,
+        services,
+        run_id: RunId::new().to_string(),
+        started,
+        resources: lookup(&case.resources),
+        credentials: lookup(&case.credentials),
+        state: State::default(),
+    };
+    // The case's clock: `started`, moved forward by the wakes of deferred executions.
+    let mut clock = started;
     let mut answered: BTreeMap<usize, usize> = BTreeMap::new();
     let source = &story.agents[case.source];
     let first = Arc::new(Link {
@@ -93,13 +145,30 @@ pub async fn run(story: &Story, case: &Case, services: &Services) -> Trace {
         parent: None,
     });
     trace.agents[case.source].emitted.push(case.payload.clone());
-    let mut queue: VecDeque<(usize, Arc<Link>)> = source
+    let fresh = |index: usize, input: &Arc<Link>| Pending {
+        index,
+        input: Arc::clone(input),
+        job: JobId::new(),
+        resumed: false,
+    };
+    let mut queue: VecDeque<Pending> = source
         .downstream
         .iter()
-        .map(|&d| (d, Arc::clone(&first)))
+        .map(|&d| fresh(d, &first))
         .collect();
+    let mut sleepers = Sleepers::default();
     let mut executions = 0;
-    while let Some((index, input)) = queue.pop_front() {
+    loop {
+        let p = match queue.pop_front() {
+            Some(p) => p,
+            None => match sleepers.pop() {
+                Some((wake, p)) => {
+                    clock = clock.max(wake);
+                    p
+                }
+                None => break,
+            },
+        };
         executions += 1;
         if executions > MAX_EXECUTIONS {
             trace.problems.push((
@@ -108,21 +177,12 @@ pub async fn run(story: &Story, case: &Case, services: &Services) -> Trace {
             ));
             break;
         }
-        let def = &story.agents[index];
-        trace.agents[index].deliveries += 1;
-        let mut b = ContextBuilder::new();
-        for link in input.chain() {
-            if story.by_name.contains_key(&*link.agent) {
-                b = b.agent(&link.agent, Arc::clone(&link.payload));
-            }
+        let def = &story.agents[p.index];
+        if !p.resumed {
+            trace.agents[p.index].deliveries += 1;
         }
-        let templates = b
-            .event(Arc::clone(&input.payload))
-            .run(&run_id, &story.name, now)
-            .resources(Arc::clone(&resources))
-            .credentials(Arc::clone(&credentials))
-            .now(now)
-            .build();
+        let templates = cx.templates(&p.input, clock);
+        // As in the engine, `if` is evaluated on every execution, a wake included.
         let result = match def.condition.as_ref().map(|c| c.eval(&templates)) {
             Some(Ok(false)) => Ok(Outcome::Skip),
             Some(Err(e)) => Err(Failed::Error {
@@ -130,18 +190,17 @@ pub async fn run(story: &Story, case: &Case, services: &Services) -> Trace {
                 message: e.to_string(),
             }),
             Some(Ok(true)) | None => {
-                if EXTERNAL.contains(&def.kind.as_str()) {
-                    let n = answered.entry(index).or_default();
+                let given = case.responses.contains_key(&*def.name);
+                if given || EXTERNAL.contains(&def.kind.as_str()) {
+                    let n = answered.entry(p.index).or_default();
                     *n += 1;
                     canned(case, &def.name, &def.kind, *n - 1, &templates)
-                } else if PASS_THROUGH.contains(&def.kind.as_str()) {
-                    Ok(Outcome::Emit(vec![(*input.payload).clone()]))
                 } else {
-                    execute(def, story, &templates, &input.payload, services).await
+                    cx.execute(&p, &templates, clock).await
                 }
             }
         };
-        let log = &mut trace.agents[index];
+        let log = &mut trace.agents[p.index];
         match result {
             Ok(Outcome::Skip) => log.skipped += 1,
             Ok(Outcome::Emit(values)) => {
@@ -153,10 +212,17 @@ pub async fn run(story: &Story, case: &Case, services: &Services) -> Trace {
                     let link = Arc::new(Link {
                         agent: Arc::clone(&def.name),
                         payload: Arc::new(v),
-                        parent: Some(Arc::clone(&input)),
+                        parent: Some(Arc::clone(&p.input)),
                     });
-                    queue.extend(def.downstream.iter().map(|&d| (d, Arc::clone(&link))));
+                    queue.extend(def.downstream.iter().map(|&d| fresh(d, &link)));
                 }
+            }
+            Ok(Outcome::Defer { until }) => {
+                // How long the agent asked to wait, from the real clock its `until` was
+                // computed with, added to the case's clock.
+                let wait = (until - switchyard_types::now()).max(chrono::Duration::zero());
+                let wake = clock.checked_add_signed(wait).unwrap_or(Timestamp::MAX_UTC);
+                sleepers.push(wake, Pending { resumed: true, ..p });
             }
             Err(Failed::Unanswered(message)) => {
                 trace.problems.push((def.name.to_string(), message));
@@ -164,7 +230,7 @@ pub async fn run(story: &Story, case: &Case, services: &Services) -> Trace {
             Err(Failed::Error { kind, message }) => {
                 let payload = json!({
                     "error": {"kind": kind, "message": message, "attempts": def.retry.attempts},
-                    "input": *input.payload,
+                    "input": *p.input.payload,
                 });
                 log.errors.push(payload.clone());
                 if def.error_downstream.is_empty() {
@@ -173,37 +239,64 @@ pub async fn run(story: &Story, case: &Case, services: &Services) -> Trace {
                 let link = Arc::new(Link {
                     agent: Arc::clone(&def.name),
                     payload: Arc::new(payload),
-                    parent: Some(Arc::clone(&input)),
+                    parent: Some(Arc::clone(&p.input)),
                 });
-                queue.extend(def.error_downstream.iter().map(|&d| (d, Arc::clone(&link))));
+                queue.extend(def.error_downstream.iter().map(|&d| fresh(d, &link)));
             }
         }
     }
     trace
 }
 
-/// Runs a pure agent for real.
-async fn execute(
-    def: &switchyard_story::AgentDef,
-    story: &Story,
-    templates: &Context,
-    input: &Arc<Value>,
-    services: &Services,
-) -> Result<Outcome, Failed> {
-    // The one place an execution context is made: keep in step with `ExecContext`.
-    let cx = ExecContext {
-        templates,
-        input,
-        services,
-        job_id: JobId::new(),
-        attempt: 1,
-        story: &story.name,
-        agent: &def.name,
-    };
-    def.agent.execute(&cx).await.map_err(|e| Failed::Error {
-        kind: e.kind.to_string(),
-        message: e.message,
-    })
+impl CaseCx<'_> {
+    /// The template variables of an execution on `input` at `now`.
+    fn templates(&self, input: &Arc<Link>, now: Timestamp) -> Context {
+        let mut b = ContextBuilder::new();
+        for link in input.chain() {
+            if self.story.by_name.contains_key(&*link.agent) {
+                b = b.agent(&link.agent, Arc::clone(&link.payload));
+            }
+        }
+        b.event(Arc::clone(&input.payload))
+            .run(&self.run_id, &self.story.name, self.started)
+            .resources(Arc::clone(&self.resources))
+            .credentials(Arc::clone(&self.credentials))
+            .now(now)
+            .build()
+    }
+
+    /// Runs an agent that stays inside the test for real.
+    async fn execute(
+        &self,
+        p: &Pending,
+        templates: &Context,
+        now: Timestamp,
+    ) -> Result<Outcome, Failed> {
+        let def = &self.story.agents[p.index];
+        let host = TestHost {
+            state: &self.state,
+            agent: &def.name,
+            job: p.job,
+            now,
+        };
+        // The one place an execution context is made: keep in step with `ExecContext`.
+        let cx = ExecContext {
+            templates,
+            input: &p.input.payload,
+            services: self.services,
+            job_id: p.job,
+            attempt: 1,
+            story: &self.story.name,
+            agent: &def.name,
+            resumed: p.resumed,
+            host: &host,
+            credentials: self.credentials.as_ref(),
+        };
+        def.agent.execute(&cx).await.map_err(|e| Failed::Error {
+            kind: e.kind.to_string(),
+            message: e.message,
+        })
+    }
 }
 
 /// The canned answer of an agent that reaches the outside: the `n`th of its responses

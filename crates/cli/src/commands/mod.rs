@@ -2,6 +2,7 @@
 
 pub mod action;
 pub mod import_scripts;
+pub mod migrate;
 pub mod ops;
 pub mod serve;
 pub mod test;

@@ -27,9 +27,6 @@ const PARAM_FIELDS: &[&str] = &[
 const PARAM_TYPES: &[&str] = &["string", "integer", "number", "boolean", "array", "object"];
 /// Options of a story agent that have no meaning in an action's body.
 const NOT_IN_BODY: &[&str] = &["name", "from", "if", "retry", "description"];
-/// Agent types the contract allows as action bodies that may be missing from this build
-/// (they are added by other parts of the project): such an action is skipped with a warning.
-const PENDING_TYPES: &[&str] = &["command", "story"];
 
 /// Loads one action file of pack `pack`. `resource_defaults` are the pack's.
 pub fn load_action_file(
@@ -104,7 +101,7 @@ fn read_action(
     let parameters = read_parameters(cx, top.get("parameters"));
     let reference = format!("{pack}.{}", name.as_deref().unwrap_or(&stem));
     let body = match top.get("run") {
-        Some(Value::Object(m)) => read_body(cx, &reference, m.clone()),
+        Some(Value::Object(m)) => read_body(cx, m.clone()),
         Some(_) => {
             cx.error(
                 "/run",
@@ -265,7 +262,7 @@ type Body = (
     Option<std::time::Duration>,
 );
 
-fn read_body(cx: &mut FileCx<'_>, reference: &str, mut map: Map<String, Value>) -> Option<Body> {
+fn read_body(cx: &mut FileCx<'_>, mut map: Map<String, Value>) -> Option<Body> {
     let mut ok = true;
     for key in NOT_IN_BODY {
         if map.remove(*key).is_some() {
@@ -322,26 +319,21 @@ fn read_body(cx: &mut FileCx<'_>, reference: &str, mut map: Map<String, Value>) 
         return None;
     }
     if !registry::TYPES.contains(&kind.as_str()) {
-        if PENDING_TYPES.contains(&kind.as_str()) {
-            cx.warning(
-                "/run/type",
-                format!("agent type `{kind}` is not available in this build; action `{reference}` is not loaded"),
-                None,
-            );
-        } else {
-            let hint = best_match(&kind, registry::TYPES.iter().copied())
-                .map(|s| format!("did you mean `{s}`?"))
-                .unwrap_or_else(|| format!("known types: {}", registry::TYPES.join(", ")));
-            cx.error(
-                "/run/type",
-                format!("unknown agent type `{kind}`"),
-                Some(hint),
-            );
-        }
+        let hint = best_match(&kind, registry::TYPES.iter().copied())
+            .map(|s| format!("did you mean `{s}`?"))
+            .unwrap_or_else(|| format!("known types: {}", registry::TYPES.join(", ")));
+        cx.error(
+            "/run/type",
+            format!("unknown agent type `{kind}`"),
+            Some(hint),
+        );
         return None;
     }
     let mut compiler = Compiler::new(Limits::default());
     let mut bcx = BuildContext::new(&mut compiler);
+    // As for a story's agent: types that give `timeout` a meaning of their own (a
+    // sub-story's wait) read it from the build context.
+    bcx.timeout = timeout.map(Duration);
     let built = registry::build(&kind, Value::Object(map), &mut bcx);
     for p in bcx.into_problems() {
         let ptr = format!("/run{}", p.path);

@@ -253,3 +253,59 @@ fn the_fingerprint_follows_the_files() {
     let (changed, _) = load_packs(dir.path());
     assert_ne!(packs.fingerprint, changed.fingerprint);
 }
+
+/// An action body that waits on a sub-story: its `timeout` is the wait's limit.
+const WAIT_BODY: &str = r#"name: wait
+parameters: {}
+run:
+  type: story
+  story: child
+  wait: true
+  timeout: 2h
+"#;
+
+#[test]
+fn timeouts_of_actions_reach_their_bodies_and_the_agents_that_run_them() {
+    let (dir, _) = demo_packs();
+    write(
+        dir.path(),
+        "demo/actions/wait.yaml",
+        &WAIT_BODY.replace("name: wait\n", "name: wait\ndescription: waits\n"),
+    );
+    let (packs, diagnostics) = load_packs(dir.path());
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+    let wait = packs.actions.get("demo.wait").unwrap();
+    assert_eq!(wait.timeout, Some(std::time::Duration::from_secs(7200)));
+    // The body's `story` agent waits as long as the action's `timeout` (as a story's
+    // `story` agent waits as long as its own `timeout`).
+    let body = format!("{:?}", wait.body);
+    assert!(body.contains("wait_for: Duration(7200s)"), "{body}");
+
+    let story = r#"name: s
+agents:
+  - name: inbound
+    type: webhook
+    auth: none
+  - name: slow
+    type: action
+    from: inbound
+    uses: demo.wait
+  - name: capped
+    type: action
+    from: inbound
+    uses: demo.wait
+    timeout: 5m
+  - name: make
+    type: action
+    from: inbound
+    uses: demo.create
+    with: {name: x}
+"#;
+    let loaded = load_str_with(Path::new("s.yaml"), story, &packs);
+    let story = loaded.story.expect("loads");
+    let timeout = |name: &str| story.agents[story.by_name[name]].timeout.map(|d| d.std());
+    // Without a `timeout` of its own, an `action` agent has its action's.
+    assert_eq!(timeout("slow"), Some(std::time::Duration::from_secs(7200)));
+    assert_eq!(timeout("capped"), Some(std::time::Duration::from_secs(300)));
+    assert_eq!(timeout("make"), None);
+}
