@@ -23,12 +23,15 @@ struct Inner {
     admitted: HashMap<(String, String), Vec<Timestamp>>,
     /// What each execution was told (admission is idempotent per execution).
     decisions: HashMap<JobId, bool>,
-    /// Open implode groups by (agent, key): (group id, its members in arrival order).
-    groups: HashMap<(String, String), (u64, Vec<(JobId, Value)>)>,
+    /// Open implode groups by (agent, key).
+    groups: HashMap<(String, String), Group>,
     /// The items of closed groups, by the execution that closed them.
     closed: HashMap<JobId, Vec<Value>>,
     next_group: u64,
 }
+
+/// An open implode group: its id and its members (execution, item) in arrival order.
+type Group = (u64, Vec<(JobId, Value)>);
 
 impl State {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

@@ -183,6 +183,7 @@ pub async fn run(story: &Story, case: &Case, services: &Services) -> Trace {
         }
         let templates = cx.templates(&p.input, clock);
         // As in the engine, `if` is evaluated on every execution, a wake included.
+        let real_start = switchyard_types::now();
         let result = match def.condition.as_ref().map(|c| c.eval(&templates)) {
             Some(Ok(false)) => Ok(Outcome::Skip),
             Some(Err(e)) => Err(Failed::Error {
@@ -218,10 +219,9 @@ pub async fn run(story: &Story, case: &Case, services: &Services) -> Trace {
                 }
             }
             Ok(Outcome::Defer { until }) => {
-                // How long the agent asked to wait, from the real clock its `until` was
-                // computed with, added to the case's clock.
-                let wait = (until - switchyard_types::now()).max(chrono::Duration::zero());
-                let wake = clock.checked_add_signed(wait).unwrap_or(Timestamp::MAX_UTC);
+                let wake = clock
+                    .checked_add_signed(case_wait(until - real_start))
+                    .unwrap_or(Timestamp::MAX_UTC);
                 sleepers.push(wake, Pending { resumed: true, ..p });
             }
             Err(Failed::Unanswered(message)) => {
@@ -246,6 +246,20 @@ pub async fn run(story: &Story, case: &Case, services: &Services) -> Trace {
         }
     }
     trace
+}
+
+/// How long a deferring agent waits on the case's clock. The agent computed its `until`
+/// from the real clock during its execution, a moment after `real_start`: the difference
+/// is the wait plus that moment, so it is rounded to the whole second (to the millisecond
+/// under a second) to give the same clock, and the same `now`, on every run of the test.
+fn case_wait(measured: chrono::Duration) -> chrono::Duration {
+    let ms = measured.num_milliseconds().max(0);
+    let ms = if ms >= 1000 {
+        (ms + 500) / 1000 * 1000
+    } else {
+        ms
+    };
+    chrono::Duration::milliseconds(ms)
 }
 
 impl CaseCx<'_> {

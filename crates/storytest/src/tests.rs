@@ -181,3 +181,162 @@ cases:
     .await;
     assert!(report.passed(), "{:?}", report.cases);
 }
+
+/// Agents that keep state or wait: deduplicate, throttle, implode, delay.
+const TIMED: &str = r#"name: timed
+agents:
+  - name: inbound
+    type: webhook
+    auth: none
+  - name: split
+    type: transform
+    from: inbound
+    mode: explode
+    path: $.body.items
+  - name: once
+    type: transform
+    from: split
+    mode: deduplicate
+    key: "{{ split.item.k }}"
+    within: 1h
+  - name: cap
+    type: transform
+    from: split
+    mode: throttle
+    limit: 2
+    per: 1m
+  - name: batch
+    type: transform
+    from: split
+    mode: implode
+    key: "{{ split.item.g }}"
+    size: 2
+    max_wait: 10m
+  - name: sizes
+    type: transform
+    from: batch
+    mode: message
+    payload: {count: "{{ batch.count }}", complete: "{{ batch.complete }}", at: "{{ now }}"}
+  - name: later
+    type: delay
+    from: inbound
+    for: "{{ inbound.body.wait }}"
+  - name: stamp
+    type: transform
+    from: later
+    mode: message
+    payload: {at: "{{ now }}", started: "{{ run.started_at }}"}
+  - name: again
+    type: transform
+    from: later
+    mode: deduplicate
+    key: "{{ later.body.items[0].k }}"
+    within: 30m
+"#;
+
+async fn run_story_test(story: &str, test: &str) -> FileReport {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "s.yaml", story);
+    write(dir.path(), "s.test.yaml", test);
+    let services = Services::new(ServicesConfig::default()).unwrap();
+    run_file(&dir.path().join("s.test.yaml"), &Packs::empty(), &services).await
+}
+
+#[tokio::test]
+async fn stateful_and_waiting_agents_run_on_the_case_s_clock() {
+    let report = run_story_test(
+        TIMED,
+        r#"now: "2024-05-06T07:00:00Z"
+cases:
+  - name: three items, an hour's delay
+    event:
+      agent: inbound
+      body:
+        wait: 1h
+        items: [{k: a, g: x}, {k: a, g: x}, {k: b, g: y}]
+    expect:
+      # The first event per key passes; the second `a` is dropped.
+      once: [{item: {k: a}, index: 0}, {item: {k: b}, index: 2}]
+      # Two per minute.
+      cap: [{index: 0}, {index: 1}]
+      # Group x completes at once; group y is flushed incomplete when max_wait is up.
+      sizes:
+        - {count: 2, complete: true, at: "2024-05-06T07:00:00Z"}
+        - {count: 1, complete: false, at: "2024-05-06T07:10:00Z"}
+      # The delay passes its event on after everything that happens before the hour is up,
+      # with the case's clock moved on by the hour.
+      stamp: {at: "2024-05-06T08:00:00Z", started: "2024-05-06T07:00:00Z"}
+      # An hour later a 30 minute deduplication window has closed again.
+      again: {body: {wait: 1h}}
+  - name: a wait shorter than the window
+    event:
+      agent: inbound
+      body: {wait: 5m, items: [{k: a, g: x}]}
+    expect:
+      stamp: {at: "2024-05-06T07:05:00Z"}
+      sizes: {count: 1, complete: false, at: "2024-05-06T07:10:00Z"}
+"#,
+    )
+    .await;
+    assert!(report.diagnostics.is_empty(), "{:?}", report.diagnostics);
+    for c in &report.cases {
+        assert!(c.passed, "{}: {:#?}", c.name, c.failures);
+    }
+}
+
+#[tokio::test]
+async fn a_deferring_agent_can_be_given_its_result_and_a_sub_story_needs_one() {
+    let story = r#"name: waits
+agents:
+  - name: inbound
+    type: webhook
+    auth: none
+  - name: later
+    type: delay
+    from: inbound
+    for: 7d
+  - name: after
+    type: transform
+    from: later
+    mode: message
+    payload: {seen: "{{ later.body.n }}"}
+  - name: child
+    type: story
+    from: inbound
+    story: other
+    wait: true
+  - name: report
+    type: transform
+    from: child
+    mode: message
+    payload: {result: "{{ child.ok }}"}
+"#;
+    let report = run_story_test(
+        story,
+        r#"cases:
+  - name: the test says what the delay emits
+    event: {agent: inbound, body: {n: 1}}
+    responses:
+      later: {result: {body: {n: 2}}}
+      child: {result: {ok: yes}}
+    expect:
+      after: {seen: 2}
+      report: {result: "yes"}
+  - name: a sub-story without a canned result
+    event: {agent: inbound, body: {n: 1}}
+    expect:
+      after: {seen: 1}
+"#,
+    )
+    .await;
+    assert!(report.diagnostics.is_empty(), "{:?}", report.diagnostics);
+    assert!(report.cases[0].passed, "{:#?}", report.cases[0].failures);
+    let second = &report.cases[1];
+    assert!(!second.passed);
+    let messages: Vec<&str> = second.failures.iter().map(|f| f.message.as_str()).collect();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(
+        messages[0].contains("`child` is a `story` agent, which reaches the outside"),
+        "{messages:?}"
+    );
+}
