@@ -182,6 +182,8 @@ pub struct Reschedule {
     /// The last try's error.
     pub error: Option<String>,
     /// The agent asked to be woken (a second phase), rather than a retry after a failure.
+    /// A resume whose job was woken by its child run since `started_at` (the wake overtook
+    /// the decision to wait) stays due at that wake.
     pub resume: bool,
 }
 

@@ -112,5 +112,6 @@ conformance!(
     state_cases::implode_completes_groups_and_flushes,
     state_cases::parent_wakes_when_exit_emits,
     state_cases::parent_wakes_when_child_run_ends,
+    state_cases::a_wake_is_not_undone_by_the_resume_it_overtook,
     state_cases::resources_set_list_delete,
 );

@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "operations",
         include_str!("../../../../migrations/postgres/0002_operations.sql"),
     ),
+    (
+        3,
+        "job_wakes",
+        include_str!("../../../../migrations/postgres/0003_job_wakes.sql"),
+    ),
 ];
 
 /// Settings of the PostgreSQL store.

@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../../migrations/sqlite/0001_init.sql"),
     include_str!("../../../../migrations/sqlite/0003_operations.sql"),
     include_str!("../../../../migrations/sqlite/0004_events_by_agent.sql"),
+    include_str!("../../../../migrations/sqlite/0005_job_wakes.sql"),
 ];
 
 /// How hard SQLite syncs on commit.

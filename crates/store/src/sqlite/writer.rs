@@ -88,9 +88,12 @@ fn apply(tx: &Connection, op: &WriteOp) -> rusqlite::Result<WriteReply> {
         WriteOp::Start(s) => start_run(tx, s).map(WriteReply::Started),
         WriteOp::Finish(f) => finish_job(tx, f).map(WriteReply::Finished),
         WriteOp::Reschedule(r) => {
+            // A resume that a wake overtook (the child run answered while this try was
+            // still deciding to wait) stays due at the wake.
             tx.prepare_cached(
-                "UPDATE jobs SET attempts = ?2, due_at = ?3, deferred = 1, started_at = COALESCE(?4, started_at), error = ?5,
-                    resumed = ?6
+                "UPDATE jobs SET attempts = ?2,
+                    due_at = CASE WHEN ?6 AND ?4 IS NOT NULL AND woken_at >= ?4 THEN MIN(woken_at, ?3) ELSE ?3 END,
+                    deferred = 1, started_at = COALESCE(?4, started_at), error = ?5, resumed = ?6
                  WHERE id = ?1 AND state = 'queued'",
             )?
             .execute(params![
@@ -266,7 +269,7 @@ fn finish_job(tx: &Connection, f: &FinishJob) -> rusqlite::Result<Finished> {
         if exit_emitted || run_ended.is_some() {
             let n = tx
                 .prepare_cached(
-                    "UPDATE jobs SET due_at = MIN(due_at, ?2) WHERE id = ?1 AND state = 'queued'",
+                    "UPDATE jobs SET due_at = MIN(due_at, ?2), woken_at = ?2 WHERE id = ?1 AND state = 'queued'",
                 )?
                 .execute(params![parent, micros(f.finished_at)])?;
             if n > 0 {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_store::{Finished, ImplodeAdd, StateScope, Store};
+use switchyard_store::{Finished, ImplodeAdd, Reschedule, StateScope, Store};
 use switchyard_types::{JobId, RunStatus};
 
 use crate::support::{emit, finish, start, start_child};
@@ -269,6 +269,47 @@ pub async fn parent_wakes_when_child_run_ends(store: S) {
             run_ended: Some(RunStatus::Succeeded),
             woke: None
         }
+    );
+}
+
+/// The child answers while the parent's try is still deciding to wait: the wake lands
+/// before the try's reschedule, which must not push the job back to its timeout.
+pub async fn a_wake_is_not_undone_by_the_resume_it_overtook(store: S) {
+    let parent = waiting_parent(&store).await;
+    let try_started = switchyard_types::now();
+    let child = start_child("child", &["exit"], parent, "exit");
+    store.start_run(child.clone()).await.unwrap();
+    let (f, _, _) = emit(&child.jobs[0], 1, &[]);
+    let answered = f.finished_at;
+    assert_eq!(
+        store.finish_job(f).await.unwrap(),
+        Finished::Applied {
+            run_ended: Some(RunStatus::Succeeded),
+            woke: Some(parent)
+        }
+    );
+    let wait = |due_at, started_at| Reschedule {
+        job_id: parent,
+        attempts: 1,
+        due_at,
+        started_at: Some(started_at),
+        error: None,
+        resume: true,
+    };
+    let day = switchyard_types::now() + chrono::Duration::days(1);
+    store.reschedule(wait(day, try_started)).await.unwrap();
+    let job = store.job(parent).await.unwrap().expect("the parent waits");
+    assert!(
+        job.due_at <= answered + chrono::Duration::milliseconds(1),
+        "still due at its wake, not in a day: {job:?}"
+    );
+    // A later try (started after that wake) that decides to wait does wait.
+    let later_try = answered + chrono::Duration::milliseconds(5);
+    store.reschedule(wait(day, later_try)).await.unwrap();
+    let job = store.job(parent).await.unwrap().unwrap();
+    assert!(
+        job.due_at > switchyard_types::now() + chrono::Duration::hours(23),
+        "{job:?}"
     );
 }
 
