@@ -12,7 +12,9 @@ mod build;
 mod common;
 mod context;
 mod error;
+mod outbound;
 pub mod registry;
+pub mod ssrf;
 
 pub mod http_request;
 pub mod transform;
@@ -24,7 +26,7 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 pub use build::{BuildContext, Invalid, OptionError};
 pub use common::{CommonOptions, FromRef, RetryOptions, COMMON_OPTION_NAMES, RESERVED_NAMES};
-pub use context::{ExecContext, Services, ServicesConfig};
+pub use context::{CredentialHosts, ExecContext, Services, ServicesConfig};
 pub use error::AgentError;
 use serde_json::Value;
 pub use switchyard_types as types;

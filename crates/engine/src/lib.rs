@@ -13,10 +13,12 @@
 //! dispatched; the in-memory queue is only a fast path, rebuilt from the store on start.
 
 mod catalog;
+mod credentials;
 mod execute;
 mod ingest;
 mod lineage;
 mod lookup;
+mod master_key;
 mod queue;
 mod timer;
 mod watch;
@@ -27,9 +29,12 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 pub use catalog::{Catalog, ReloadReport};
+use credentials::CredentialCache;
+pub use credentials::{CredentialError, CredentialInfo, Rotated, MAX_CREDENTIAL_BYTES};
 pub use ingest::{IngestError, Ingested, ReplayError, Replayed};
 pub use lineage::Lineage;
 use lookup::ResourceCache;
+pub use master_key::{load_master_key, KeySource, Keyring, LoadedKey, MasterKey};
 pub use queue::JobMessage;
 use switchyard_agents::Services;
 use switchyard_store::Store;
@@ -51,6 +56,8 @@ pub struct EngineConfig {
     pub watch: bool,
     /// Default time limit of one try.
     pub default_timeout: Duration,
+    /// The master key of credentials (`None`: credentials are off).
+    pub keyring: Option<Arc<Keyring>>,
 }
 
 impl EngineConfig {
@@ -63,6 +70,7 @@ impl EngineConfig {
             max_queued: 50_000,
             watch: true,
             default_timeout: Duration::from_secs(30),
+            keyring: None,
         }
     }
 }
@@ -80,6 +88,7 @@ struct Inner {
     reload_lock: std::sync::Mutex<()>,
     services: Services,
     resources: Arc<ResourceCache>,
+    credentials: Arc<CredentialCache>,
     queue: queue::Queue,
     timer: timer::Timer,
     cancel: CancellationToken,
@@ -87,15 +96,25 @@ struct Inner {
 }
 
 impl Engine {
-    /// Loads the stories, recovers unfinished work from the store, and starts the workers,
-    /// the timer and (if configured) the stories watcher.
+    /// Loads the stories and the credentials, recovers unfinished work from the store, and
+    /// starts the workers, the timer and (if configured) the stories watcher.
     pub async fn start(
         config: EngineConfig,
         store: Arc<dyn Store>,
-        services: Services,
+        mut services: Services,
     ) -> Result<(Engine, ReloadReport), switchyard_store::Error> {
         let resources = Arc::new(ResourceCache::default());
         resources.refresh(store.as_ref()).await?;
+        let credentials = Arc::new(CredentialCache::new(config.keyring.clone()));
+        credentials
+            .refresh(store.as_ref())
+            .await
+            .map_err(|e| match e {
+                CredentialError::Store(e) => e,
+                other => switchyard_store::Error::Corrupt(other.to_string()),
+            })?;
+        services.credential_hosts =
+            Some(Arc::clone(&credentials) as Arc<dyn switchyard_agents::CredentialHosts>);
         let (queue, receiver) = queue::Queue::new();
         let engine = Engine {
             inner: Arc::new(Inner {
@@ -105,6 +124,7 @@ impl Engine {
                 reload_lock: std::sync::Mutex::new(()),
                 services,
                 resources,
+                credentials,
                 queue,
                 timer: timer::Timer::default(),
                 cancel: CancellationToken::new(),
@@ -199,7 +219,7 @@ impl Engine {
     pub fn template_context(&self) -> switchyard_template::ContextBuilder {
         switchyard_template::ContextBuilder::new()
             .resources(Arc::clone(&self.inner.resources) as Arc<dyn switchyard_template::Lookup>)
-            .credentials(Arc::new(lookup::NoCredentials))
+            .credentials(Arc::clone(&self.inner.credentials) as Arc<dyn switchyard_template::Lookup>)
     }
 
     /// Stops taking work and waits (up to `grace`) for running executions to finish.

@@ -1,4 +1,4 @@
-//! Template lookups: `resource.NAME` (from the store, cached) and `credential.NAME`.
+//! Template lookup of `resource.NAME` (from the store, cached). Credentials: `credentials.rs`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,15 +27,5 @@ impl ResourceCache {
 impl Lookup for ResourceCache {
     fn get(&self, name: &str) -> Option<String> {
         self.values.load().get(name).cloned()
-    }
-}
-
-/// No credentials configured (the credential store comes with encryption at rest).
-#[derive(Debug, Default)]
-pub struct NoCredentials;
-
-impl Lookup for NoCredentials {
-    fn get(&self, _name: &str) -> Option<String> {
-        None
     }
 }

@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use switchyard_agents::Source;
@@ -14,6 +14,7 @@ use switchyard_engine::ReplayError;
 use switchyard_store::RunQuery;
 use switchyard_types::{EventId, RunId, RunStatus};
 
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::webhook::{ingest_and_answer, parse_body};
 use crate::AppState;
@@ -98,6 +99,7 @@ pub async fn show_story(
 pub async fn trigger(
     State(state): State<AppState>,
     Path((name, agent)): Path<(String, String)>,
+    principal: Option<Extension<Principal>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -140,11 +142,14 @@ pub async fn trigger(
         "query": {},
         "body": data,
     });
-    let by = headers
-        .get("x-switchyard-actor")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("cli")
-        .to_string();
+    let by = match principal.filter(|p| p.token_id.is_some()) {
+        Some(p) => format!("token:{}", p.name),
+        None => headers
+            .get("x-switchyard-actor")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("cli")
+            .to_string(),
+    };
     let mut r = ingest_and_answer(&state, &story, index, hook, payload, None, Some(by)).await?;
     // The CLI wants the ids, not the webhook's custom answer.
     *r.status_mut() = StatusCode::ACCEPTED;

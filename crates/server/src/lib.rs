@@ -2,12 +2,16 @@
 //! `/healthz` and `/readyz`. [`app`] builds the router; the binary serves it.
 
 mod api;
+pub mod auth;
 mod error;
+mod security_api;
 mod webhook;
 mod webhook_auth;
 
+use std::sync::Arc;
+
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{any, get, post, put};
+use axum::routing::{any, delete, get, post, put};
 use axum::Router;
 use switchyard_engine::Engine;
 
@@ -18,6 +22,8 @@ pub use error::ApiError;
 pub struct AppState {
     /// The engine.
     pub engine: Engine,
+    /// API token authentication.
+    pub auth: Arc<auth::Auth>,
 }
 
 /// The whole HTTP application.
@@ -38,7 +44,26 @@ pub fn app(state: AppState) -> Router {
                 .get(api::get_resource)
                 .delete(api::delete_resource),
         )
-        .fallback(api::not_found);
+        .route("/credentials", get(security_api::list_credentials))
+        .route(
+            "/credentials/rotate-key",
+            post(security_api::rotate_key),
+        )
+        .route(
+            "/credentials/{name}",
+            put(security_api::set_credential).delete(security_api::delete_credential),
+        )
+        .route(
+            "/tokens",
+            get(security_api::list_tokens).post(security_api::new_token),
+        )
+        .route("/tokens/{id}", delete(security_api::revoke_token))
+        .route("/audit", get(security_api::list_audit))
+        .fallback(api::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .route(
             "/webhook/{story}/{*path}",

@@ -73,6 +73,7 @@ pub async fn receive(
         .await
         .map_err(|_| too_large())?;
 
+    let mut secrets = Vec::new();
     if let Some(auth) = &hook.auth {
         let cx = state.engine.template_context().build();
         let now = switchyard_types::now().timestamp();
@@ -84,17 +85,20 @@ pub async fn receive(
                 "authentication failed",
             ));
         }
+        // A token sent in a header is the credential itself: it must not be stored.
+        secrets = cx.credentials_used();
     }
 
     let body = parse_body(&parts.headers, &raw)?;
     let idempotency_key = idempotency_key(hook, &parts.headers);
-    let payload = json!({
+    let mut payload = json!({
         "method": parts.method.as_str(),
         "path": path,
         "headers": headers_json(&parts.headers),
         "query": query_json(parts.uri.query()),
         "body": body,
     });
+    switchyard_template::redact(&mut payload, &secrets);
     ingest_and_answer(
         &state,
         &story,

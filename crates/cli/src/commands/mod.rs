@@ -1,5 +1,7 @@
 //! One module per group of commands.
 
 pub mod ops;
+pub mod security;
 pub mod serve;
+pub mod serve_security;
 pub mod validate;

@@ -49,6 +49,8 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    #[command(flatten)]
+    security: super::serve_security::ServeSecurityArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -98,9 +100,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let store = SqliteStore::open(store_config)
         .with_context(|| format!("cannot open the store in {}", args.data.display()))?;
-    let services =
-        Services::new(ServicesConfig::default()).context("cannot build the HTTP client")?;
+    let keyring = args.security.keyring(&store, &args.data).await?;
+    let auth = super::serve_security::api_auth(&store, args.listen, &args.data).await?;
+    let services = Services::new(ServicesConfig {
+        network: args.security.network_policy()?,
+        ..ServicesConfig::default()
+    })
+    .context("cannot build the HTTP client")?;
     let mut config = EngineConfig::new(&args.stories);
+    config.keyring = Some(Arc::new(keyring));
     config.run_workers = !args.no_workers;
     config.concurrency = args.concurrency.max(1);
     config.max_queued = args.max_queued.max(1);
@@ -128,6 +136,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     );
     let app = switchyard_server::app(AppState {
         engine: engine.clone(),
+        auth,
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())

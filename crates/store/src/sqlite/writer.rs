@@ -25,6 +25,7 @@ pub enum WriteOp {
     Replay(RunId, Vec<NewJob>),
     SetResource(String, String, i64),
     DeleteResource(String),
+    Security(super::security::SecurityOp),
 }
 
 pub enum WriteReply {
@@ -136,6 +137,7 @@ fn apply(tx: &Connection, op: &WriteOp) -> rusqlite::Result<WriteReply> {
                 .execute([name])?;
             Ok(WriteReply::Changed(n))
         }
+        WriteOp::Security(op) => super::security::apply(tx, op),
     }
 }
 
