@@ -4,8 +4,12 @@
 mod support;
 
 mod cli;
+mod credentials;
 mod durability;
 mod pipeline;
 mod reload;
+mod ssrf;
+mod tokens;
 mod validate;
+mod webhook_security;
 mod webhooks;

@@ -4,6 +4,7 @@
 mod api;
 pub mod auth;
 mod error;
+mod rate_limit;
 mod security_api;
 mod webhook;
 mod webhook_auth;
@@ -24,6 +25,19 @@ pub struct AppState {
     pub engine: Engine,
     /// API token authentication.
     pub auth: Arc<auth::Auth>,
+    /// Per-webhook rate limits.
+    pub rate_limits: Arc<rate_limit::RateLimits>,
+}
+
+impl AppState {
+    /// The state of a server running `engine`, authenticating the API with `auth`.
+    pub fn new(engine: Engine, auth: Arc<auth::Auth>) -> Self {
+        AppState {
+            engine,
+            auth,
+            rate_limits: Arc::default(),
+        }
+    }
 }
 
 /// The whole HTTP application.

@@ -89,6 +89,27 @@ pub async fn receive(
         secrets = cx.credentials_used();
     }
 
+    if let Some(limit) = hook.rate_limit {
+        let now = std::time::Instant::now();
+        if let Err(wait) = state.rate_limits.take(&story.name, &path, limit, now) {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            tracing::warn!(story = %story.name, path = %path, "webhook rate limit reached");
+            return Err(ApiError {
+                retry_after: Some(secs.max(1)),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!(
+                        "this webhook accepts {} deliveries per {}; try again in {}s",
+                        limit.limit,
+                        limit.per,
+                        secs.max(1)
+                    ),
+                )
+            });
+        }
+    }
+
     let body = parse_body(&parts.headers, &raw)?;
     let idempotency_key = idempotency_key(hook, &parts.headers);
     let mut payload = json!({

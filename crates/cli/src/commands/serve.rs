@@ -134,10 +134,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         "switchyard is serving: webhooks at http://{}/webhook/STORY/PATH",
         args.listen
     );
-    let app = switchyard_server::app(AppState {
-        engine: engine.clone(),
-        auth,
-    });
+    let app = switchyard_server::app(AppState::new(engine.clone(), auth));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
