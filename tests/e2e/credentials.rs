@@ -90,7 +90,13 @@ async fn a_credential_reaches_the_api_but_is_never_stored_shown_or_logged() {
     ok(&server.cli(&["resource", "set", "sink_url", &sink.url]));
     ok(&server.cli(&["resource", "set", "fail_url", &fail_sink.url]));
     let printed = ok(&server.cli_input(
-        &["credential", "set", "vendor_key", "--allowed-host", "127.0.0.1"],
+        &[
+            "credential",
+            "set",
+            "vendor_key",
+            "--allowed-host",
+            "127.0.0.1",
+        ],
         &format!("{VENDOR_KEY}\n"),
         &[],
     ));
@@ -137,12 +143,18 @@ async fn a_credential_reaches_the_api_but_is_never_stored_shown_or_logged() {
         format!("sent with {VENDOR_KEY} for Ada").as_str()
     );
     let failed = fail_sink.wait_for(1, Duration::from_secs(10)).await;
-    assert_eq!(failed[0].query.as_deref(), Some(format!("key={VENDOR_KEY}").as_str()));
+    assert_eq!(
+        failed[0].query.as_deref(),
+        Some(format!("key={VENDOR_KEY}").as_str())
+    );
 
     let detail = server.wait_run(&run_id, Duration::from_secs(10)).await;
     assert_eq!(detail["run"]["status"], "failed", "{detail}");
     let text = detail.to_string();
-    assert!(!text.contains(VENDOR_KEY) && !text.contains(HOOK_TOKEN), "{text}");
+    assert!(
+        !text.contains(VENDOR_KEY) && !text.contains(HOOK_TOKEN),
+        "{text}"
+    );
     let events = detail["events"].as_array().unwrap();
     let by_agent = |a: &str| events.iter().find(|e| e["agent"] == a).unwrap();
     assert_eq!(by_agent("echo")["payload"]["sent"], "[redacted:vendor_key]");
@@ -170,7 +182,12 @@ async fn a_credential_reaches_the_api_but_is_never_stored_shown_or_logged() {
         vec!["runs", "show", &run_id],
         vec!["runs", "show", &run_id, "--json"],
         vec!["runs", "list", "--json"],
-        vec!["events", "show", by_agent("echo")["id"].as_str().unwrap(), "--json"],
+        vec![
+            "events",
+            "show",
+            by_agent("echo")["id"].as_str().unwrap(),
+            "--json",
+        ],
     ] {
         let out = ok(&server.cli(&args));
         assert!(
@@ -180,18 +197,30 @@ async fn a_credential_reaches_the_api_but_is_never_stored_shown_or_logged() {
     }
     let listed = server.cli_json(&["credential", "list"]);
     assert_eq!(listed["credentials"][0]["name"], "hook_token");
-    assert_eq!(listed["credentials"][1]["allowed_hosts"], json!(["127.0.0.1"]));
+    assert_eq!(
+        listed["credentials"][1]["allowed_hosts"],
+        json!(["127.0.0.1"])
+    );
 
     // Neither the database files (read raw, after the run) nor the log hold it.
     let mut server = server;
     server.kill9();
     for (name, bytes) in database_files(&data) {
         assert!(!contains(&bytes, VENDOR_KEY), "{name} holds the credential");
-        assert!(!contains(&bytes, HOOK_TOKEN), "{name} holds the webhook token");
+        assert!(
+            !contains(&bytes, HOOK_TOKEN),
+            "{name} holds the webhook token"
+        );
     }
     let logs = server.logs();
-    assert!(!logs.contains(VENDOR_KEY) && !logs.contains(HOOK_TOKEN), "{logs}");
-    assert!(logs.contains("[redacted:vendor_key]"), "errors are logged redacted");
+    assert!(
+        !logs.contains(VENDOR_KEY) && !logs.contains(HOOK_TOKEN),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("[redacted:vendor_key]"),
+        "errors are logged redacted"
+    );
 }
 
 const HOSTS: &str = r#"
@@ -217,7 +246,13 @@ async fn a_credential_is_refused_for_hosts_it_is_not_allowed_to_reach_even_after
     let (hop, _task) = redirector(format!("http://localhost:{port}/moved")).await;
     let server = Server::start(stories.path(), &dir.path().join("d")).await;
     ok(&server.cli_input(
-        &["credential", "set", "github_token", "--allowed-host", "127.0.0.1"],
+        &[
+            "credential",
+            "set",
+            "github_token",
+            "--allowed-host",
+            "127.0.0.1",
+        ],
         "ghp_abcdef123456",
         &[],
     ));
@@ -236,12 +271,21 @@ async fn a_credential_is_refused_for_hosts_it_is_not_allowed_to_reach_even_after
     assert_eq!(sink.received()[0].headers["x-key"], "ghp_abcdef123456");
 
     let other = run(format!("http://localhost:{port}/other")).await;
-    assert_eq!(other["payload"]["error"]["kind"], "credential_host", "{other}");
+    assert_eq!(
+        other["payload"]["error"]["kind"], "credential_host",
+        "{other}"
+    );
     let message = other["payload"]["error"]["message"].as_str().unwrap();
-    assert!(message.contains("github_token") && message.contains("localhost"), "{message}");
+    assert!(
+        message.contains("github_token") && message.contains("localhost"),
+        "{message}"
+    );
 
     let redirected = run(format!("http://127.0.0.1:{hop}/start")).await;
-    assert_eq!(redirected["payload"]["error"]["kind"], "credential_host", "{redirected}");
+    assert_eq!(
+        redirected["payload"]["error"]["kind"], "credential_host",
+        "{redirected}"
+    );
     assert_eq!(sink.received().len(), 1, "only the allowed call arrived");
 }
 
@@ -266,7 +310,10 @@ async fn sends_key(server: &Server, sink: &Sink, expect: usize) -> String {
         .await;
     assert_eq!(d["run"]["status"], "succeeded", "{d}");
     let got = sink.wait_for(expect, Duration::from_secs(5)).await;
-    got[expect - 1].headers["x-key"].to_str().unwrap().to_string()
+    got[expect - 1].headers["x-key"]
+        .to_str()
+        .unwrap()
+        .to_string()
 }
 
 #[tokio::test]
@@ -293,11 +340,20 @@ async fn the_master_key_file_is_generated_once_required_and_rotated() {
     // Credentials exist: a missing or a wrong key stops the server from starting.
     std::fs::remove_file(&key_file).unwrap();
     let err = serve_refuses(stories.path(), &data, &[], &[]);
-    assert!(err.contains("1 credential(s) are stored but no master key"), "{err}");
-    assert!(!key_file.exists(), "no new key is generated while credentials exist");
+    assert!(
+        err.contains("1 credential(s) are stored but no master key"),
+        "{err}"
+    );
+    assert!(
+        !key_file.exists(),
+        "no new key is generated while credentials exist"
+    );
     std::fs::write(&key_file, "Zm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyMTI=\n").unwrap();
     let err = serve_refuses(stories.path(), &data, &[], &[]);
-    assert!(err.contains("is not the key that encrypted credential `api_key`"), "{err}");
+    assert!(
+        err.contains("is not the key that encrypted credential `api_key`"),
+        "{err}"
+    );
     std::fs::write(&key_file, &original).unwrap();
 
     // Rotation replaces the key file; the credential still works after a restart.
@@ -316,7 +372,10 @@ async fn the_master_key_file_is_generated_once_required_and_rotated() {
     );
     assert_eq!(sends_key(&server, &sink, 3).await, "first-value-111");
     ok(&server.cli(&["credential", "delete", "api_key"]));
-    assert_eq!(server.cli_json(&["credential", "list"])["credentials"], json!([]));
+    assert_eq!(
+        server.cli_json(&["credential", "list"])["credentials"],
+        json!([])
+    );
 }
 
 #[tokio::test]
@@ -329,7 +388,10 @@ async fn a_key_from_the_environment_is_rotated_with_a_key_the_operator_gives() {
     let sink = Sink::start().await;
     let env = [("SWITCHYARD_MASTER_KEY", OLD)];
     let mut server = Server::launch(stories.path(), &data, &[], false, &env).await;
-    assert!(!data.join("master.key").exists(), "no key file when the key is given");
+    assert!(
+        !data.join("master.key").exists(),
+        "no key file when the key is given"
+    );
     ok(&server.cli(&["resource", "set", "sink_url", &sink.url]));
     ok(&server.cli_input(&["credential", "set", "api_key"], "env-value-222", &[]));
 

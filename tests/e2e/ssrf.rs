@@ -67,13 +67,19 @@ async fn private_loopback_and_metadata_addresses_are_refused_in_every_spelling()
     .await;
 
     for (url, address) in [
-        ("http://169.254.169.254/latest/meta-data/".to_string(), "169.254.169.254"),
+        (
+            "http://169.254.169.254/latest/meta-data/".to_string(),
+            "169.254.169.254",
+        ),
         (format!("http://127.0.0.1:{port}/x"), "127.0.0.1"),
         (format!("http://[::1]:{port}/x"), "::1"),
         (format!("http://0x7f000001:{port}/x"), "127.0.0.1"),
         (format!("http://2130706433:{port}/x"), "127.0.0.1"),
         (format!("http://017700000001:{port}/x"), "127.0.0.1"),
-        (format!("http://[::ffff:127.0.0.1]:{port}/x"), "::ffff:127.0.0.1"),
+        (
+            format!("http://[::ffff:127.0.0.1]:{port}/x"),
+            "::ffff:127.0.0.1",
+        ),
         (format!("http://localhost:{port}/x"), "`localhost`"),
         (format!("http://rebound.test:{port}/x"), "127.0.0.1"),
         ("http://10.1.2.3/".to_string(), "10.1.2.3"),
@@ -118,7 +124,11 @@ async fn a_redirect_to_a_private_address_is_refused_and_an_allow_listed_host_wor
     let (run, event) = call(&server, &via).await;
     assert_ssrf(&run, &event, &via, "127.0.0.1");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(sink.received().len(), 1, "the redirect target was never called");
+    assert_eq!(
+        sink.received().len(),
+        1,
+        "the redirect target was never called"
+    );
 }
 
 #[tokio::test]
@@ -142,5 +152,8 @@ async fn the_guard_is_off_with_allow_private_networks_and_bad_flags_are_refused(
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--allow-network") && err.contains("not a host!"), "{err}");
+    assert!(
+        err.contains("--allow-network") && err.contains("not a host!"),
+        "{err}"
+    );
 }

@@ -246,12 +246,7 @@ impl Server {
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
-        req.send()
-            .await
-            .expect("api")
-            .json()
-            .await
-            .expect("json")
+        req.send().await.expect("api").json().await.expect("json")
     }
 
     /// Waits until a run is no longer running; returns `{run, events, jobs}`.
@@ -437,7 +432,13 @@ async fn record(
 pub async fn redirector(target: String) -> (u16, tokio::task::JoinHandle<()>) {
     let app = axum::Router::new().fallback(move || {
         let target = target.clone();
-        async move { (StatusCode::FOUND, [(axum::http::header::LOCATION, target)], "") }
+        async move {
+            (
+                StatusCode::FOUND,
+                [(axum::http::header::LOCATION, target)],
+                "",
+            )
+        }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -446,4 +447,3 @@ pub async fn redirector(target: String) -> (u16, tokio::task::JoinHandle<()>) {
     });
     (port, task)
 }
-

@@ -85,7 +85,11 @@ async fn each_role_is_refused_what_it_may_not_do() {
     assert_eq!(call(&server, Some("sy_bogus"), "GET", "/runs").await.0, 401);
     let out = server.cli(&["runs", "list"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("requires an API token"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("requires an API token"),
+        "{}",
+        stderr(&out)
+    );
 
     server.token = Some(admin.clone());
     let viewer = server.cli_json(&["token", "create", "--role", "viewer", "--name", "dash"]);
@@ -111,16 +115,28 @@ async fn each_role_is_refused_what_it_may_not_do() {
         ("POST", "/tokens", "admin"),
         ("GET", "/audit", "admin"),
     ];
-    let rank = |r: &str| ["viewer", "operator", "admin"].iter().position(|x| *x == r).unwrap();
+    let rank = |r: &str| {
+        ["viewer", "operator", "admin"]
+            .iter()
+            .position(|x| *x == r)
+            .unwrap()
+    };
     for (method, path, least) in table {
-        for (role, token) in [("viewer", &viewer), ("operator", &operator), ("admin", &admin)] {
+        for (role, token) in [
+            ("viewer", &viewer),
+            ("operator", &operator),
+            ("admin", &admin),
+        ] {
             let (status, body) = call(&server, Some(token), method, path).await;
             if rank(role) < rank(least) {
                 assert_eq!(status, 403, "{role} {method} {path}: {body}");
                 assert_eq!(body["error"]["code"], "forbidden");
                 assert!(body["error"]["message"].as_str().unwrap().contains(least));
             } else {
-                assert!((200..300).contains(&status), "{role} {method} {path}: {status} {body}");
+                assert!(
+                    (200..300).contains(&status),
+                    "{role} {method} {path}: {status} {body}"
+                );
             }
         }
     }
@@ -137,7 +153,11 @@ async fn each_role_is_refused_what_it_may_not_do() {
         server.token = Some(token.clone());
         let out = server.cli(&args);
         assert!(!out.status.success(), "{args:?}");
-        assert!(stderr(&out).contains("(HTTP 403)"), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("(HTTP 403)"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
     }
     server.token = Some(operator.clone());
     server.cli_json(&["trigger", "hello", "inbound", "--data", "{}"]);
@@ -156,9 +176,9 @@ async fn each_role_is_refused_what_it_may_not_do() {
     let audit = server.cli_json(&["audit", "list"]);
     let entries = audit["entries"].as_array().unwrap();
     let find = |action: &str, who: &str, outcome: &str| {
-        entries.iter().any(|e| {
-            e["action"] == action && e["token_name"] == who && e["outcome"] == outcome
-        })
+        entries
+            .iter()
+            .any(|e| e["action"] == action && e["token_name"] == who && e["outcome"] == outcome)
     };
     assert!(find("token.create", "root", "ok"), "{audit}");
     assert!(find("story.trigger", "ops", "ok"), "{audit}");
@@ -169,7 +189,10 @@ async fn each_role_is_refused_what_it_may_not_do() {
     assert!(entries
         .iter()
         .any(|e| e["action"] == "story.trigger" && e["target"] == "hello/inbound"));
-    assert!(entries.iter().all(|e| e["action"] != "GET /runs"), "reads are not audited");
+    assert!(
+        entries.iter().all(|e| e["action"] != "GET /runs"),
+        "reads are not audited"
+    );
     let runs = server.cli_json(&["runs", "list"]);
     assert!(runs["runs"]
         .as_array()
@@ -178,9 +201,20 @@ async fn each_role_is_refused_what_it_may_not_do() {
         .any(|r| r["started_by"] == "token:ops"));
 
     // A running server holds the data directory: direct writes are refused clearly.
-    let out = run(&["token", "create", "--role", "admin", "--data", data.to_str().unwrap()]);
+    let out = run(&[
+        "token",
+        "create",
+        "--role",
+        "admin",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("in use by a running server"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("in use by a running server"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test]
@@ -188,19 +222,29 @@ async fn an_open_loopback_server_says_so_and_requires_tokens_once_one_exists() {
     let stories = stories_dir(&[("hello.yaml", HELLO)]);
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(stories.path(), &dir.path().join("d")).await;
-    assert!(server.logs().contains("THE API IS OPEN"), "{}", server.logs());
+    assert!(
+        server.logs().contains("THE API IS OPEN"),
+        "{}",
+        server.logs()
+    );
     server.cli_json(&["runs", "list"]);
     let created = server.cli_json(&["token", "create", "--role", "admin", "--name", "first"]);
     let token = created["token"].as_str().unwrap().to_string();
     assert!(token.starts_with("sy_") && token.len() > 40, "{token}");
     let out = server.cli(&["runs", "list"]);
-    assert!(!out.status.success(), "anonymous calls stop once a token exists");
+    assert!(
+        !out.status.success(),
+        "anonymous calls stop once a token exists"
+    );
     server.token = Some(token);
     server.cli_json(&["runs", "list"]);
     // Human output prints the token alone on stdout.
     let out = server.cli(&["token", "create", "--role", "viewer"]);
     let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(printed.trim().starts_with("sy_") && printed.lines().count() == 1, "{printed}");
+    assert!(
+        printed.trim().starts_with("sy_") && printed.lines().count() == 1,
+        "{printed}"
+    );
     assert!(stderr(&out).contains("not shown again"));
 }
 

@@ -42,7 +42,11 @@ async fn start() -> (Server, tempfile::TempDir, tempfile::TempDir) {
     let server = Server::start(stories.path(), &data.path().join("d")).await;
     for (name, value) in [("gh_secret", GH_SECRET), ("sw_secret", SW_SECRET)] {
         let out = server.cli_input(&["credential", "set", name], value, &[]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     (server, stories, data)
 }
@@ -51,7 +55,12 @@ async fn runs(server: &Server) -> usize {
     server.api("/runs").await["runs"].as_array().unwrap().len()
 }
 
-async fn post(server: &Server, path: &str, headers: &[(&str, &str)], body: &str) -> reqwest::Response {
+async fn post(
+    server: &Server,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> reqwest::Response {
     let mut req = reqwest::Client::new()
         .post(format!("{}/webhook/hooks/{path}", server.url))
         .header("content-type", "text/plain")
@@ -152,11 +161,19 @@ async fn a_rate_limited_webhook_answers_429_with_retry_after() {
     }
     let r = post(&server, "limited", &[], "x").await;
     assert_eq!(r.status(), 429);
-    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=30).contains(&retry), "{retry}");
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "rate_limited");
-    assert_eq!(runs(&server).await, 2, "the refused delivery stored nothing");
+    assert_eq!(
+        runs(&server).await,
+        2,
+        "the refused delivery stored nothing"
+    );
     // Other webhooks are not limited by it.
     let now = chrono::Utc::now().timestamp().to_string();
     let sig = standard_signature("msg_9", &now, "y");

@@ -388,7 +388,10 @@ mod tests {
         assert_eq!(refused(&p, "http://127.0.0.1/"), Some("loopback"));
         let lo = IpAddr::from([127, 0, 0, 1]);
         assert!(p.check("api.internal", lo).is_ok());
-        assert!(p.check("internal", lo).is_err(), "a wildcard needs a subdomain");
+        assert!(
+            p.check("internal", lo).is_err(),
+            "a wildcard needs a subdomain"
+        );
         assert!(p.check("vault.corp", lo).is_ok());
         assert!(p.check("x.vault.corp", lo).is_err());
         assert!(p.allow("not a host!").is_err());

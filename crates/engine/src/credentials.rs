@@ -205,9 +205,9 @@ fn check_host(host: &str) -> Result<String, CredentialError> {
     let h = host.trim().to_ascii_lowercase();
     let name = h.strip_prefix("*.").unwrap_or(&h);
     let ok = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':' | b'[' | b']'));
+        && name.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':' | b'[' | b']')
+        });
     if ok {
         Ok(h)
     } else {

@@ -151,7 +151,12 @@ pub struct Keyring {
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Keyring({:?}, {:?})", self.current.load().id, self.source)
+        write!(
+            f,
+            "Keyring({:?}, {:?})",
+            self.current.load().id,
+            self.source
+        )
     }
 }
 
@@ -324,11 +329,11 @@ mod tests {
     fn seal_and_open_round_trip_without_the_value_in_the_ciphertext() {
         let key = MasterKey::generate();
         let c = stored(&key, "github_token", "ghp_secret_value_123");
-        assert!(!c
-            .ciphertext
-            .windows(10)
-            .any(|w| w == b"ghp_secret"));
-        assert_eq!(key.open(&c).unwrap().expose_secret(), "ghp_secret_value_123");
+        assert!(!c.ciphertext.windows(10).any(|w| w == b"ghp_secret"));
+        assert_eq!(
+            key.open(&c).unwrap().expose_secret(),
+            "ghp_secret_value_123"
+        );
     }
 
     #[test]
@@ -347,7 +352,10 @@ mod tests {
         let key = MasterKey::generate();
         let other = MasterKey::generate();
         let mut c = stored(&key, "a", "v");
-        assert!(matches!(other.open(&c), Err(CredentialError::WrongKey { .. })));
+        assert!(matches!(
+            other.open(&c),
+            Err(CredentialError::WrongKey { .. })
+        ));
         c.key_id = other.id().into();
         assert!(matches!(
             other.open(&c),
@@ -360,7 +368,9 @@ mod tests {
         let key = MasterKey::generate();
         let again = MasterKey::from_base64(key.to_base64().expose_secret()).unwrap();
         assert_eq!(key.id(), again.id());
-        assert!(MasterKey::from_base64("c2hvcnQ=").unwrap_err().contains("32"));
+        assert!(MasterKey::from_base64("c2hvcnQ=")
+            .unwrap_err()
+            .contains("32"));
         assert!(MasterKey::from_base64("not base64!").is_err());
     }
 
@@ -370,7 +380,10 @@ mod tests {
         let file = dir.path().join("master.key");
         let key = MasterKey::generate();
         write_key_file(&file, &key, false).unwrap();
-        assert!(write_key_file(&file, &key, false).is_err(), "never overwritten");
+        assert!(
+            write_key_file(&file, &key, false).is_err(),
+            "never overwritten"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -145,9 +145,8 @@ pub async fn create_token(
 /// The role a call to `/api/v1{path}` needs.
 pub fn required_role(method: &Method, path: &str) -> Role {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match segments.first().copied() {
-        Some("credentials" | "tokens" | "audit") => return Role::Admin,
-        _ => {}
+    if let Some("credentials" | "tokens" | "audit") = segments.first().copied() {
+        return Role::Admin;
     }
     if method == Method::GET || method == Method::HEAD {
         return Role::Viewer;
@@ -184,9 +183,7 @@ fn describe(method: &Method, path: &str) -> (String, String) {
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
@@ -225,7 +222,11 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal
 
 /// Middleware of `/api/v1`: authenticates the bearer token, checks the role the call
 /// needs, and records every call that changes something in the audit log.
-pub async fn require_token(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn require_token(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let changes = !(method == Method::GET || method == Method::HEAD || method == Method::OPTIONS);
@@ -241,7 +242,15 @@ pub async fn require_token(State(state): State<AppState>, mut req: Request, next
     };
     if principal.role < needed {
         if changes {
-            audit(&state, Some(&principal), &method, &path, None, "denied (403)").await;
+            audit(
+                &state,
+                Some(&principal),
+                &method,
+                &path,
+                None,
+                "denied (403)",
+            )
+            .await;
         }
         return ApiError::new(
             StatusCode::FORBIDDEN,

@@ -59,10 +59,7 @@ pub fn app(state: AppState) -> Router {
                 .delete(api::delete_resource),
         )
         .route("/credentials", get(security_api::list_credentials))
-        .route(
-            "/credentials/rotate-key",
-            post(security_api::rotate_key),
-        )
+        .route("/credentials/rotate-key", post(security_api::rotate_key))
         .route(
             "/credentials/{name}",
             put(security_api::set_credential).delete(security_api::delete_credential),

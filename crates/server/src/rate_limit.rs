@@ -84,7 +84,12 @@ mod tests {
         assert!(limits
             .take("s", "p", config, t0 + Duration::from_secs(22))
             .is_err());
-        let bigger = RateLimitOptions { limit: 10, ..config };
-        assert!(limits.take("s", "p", bigger, t0 + Duration::from_secs(22)).is_ok());
+        let bigger = RateLimitOptions {
+            limit: 10,
+            ..config
+        };
+        assert!(limits
+            .take("s", "p", bigger, t0 + Duration::from_secs(22))
+            .is_ok());
     }
 }

@@ -38,7 +38,9 @@ impl From<CredentialError> for ApiError {
 
 /// `GET /api/v1/credentials`: names, hosts and dates; never values.
 pub async fn list_credentials(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"credentials": state.engine.credentials().await?})))
+    Ok(Json(
+        json!({"credentials": state.engine.credentials().await?}),
+    ))
 }
 
 /// Body of `PUT /api/v1/credentials/{name}`.
@@ -138,7 +140,9 @@ pub async fn new_token(
 
 /// `GET /api/v1/tokens`: ids, names, roles and dates (never the tokens).
 pub async fn list_tokens(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"tokens": state.engine.store().tokens().await?})))
+    Ok(Json(
+        json!({"tokens": state.engine.store().tokens().await?}),
+    ))
 }
 
 /// `DELETE /api/v1/tokens/{id_or_name}`.

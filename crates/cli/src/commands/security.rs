@@ -149,7 +149,10 @@ pub async fn credential(
                 )
                 .await?;
             if json {
-                println!("{}", pretty(&json!({"name": name, "allowed_hosts": allowed_hosts})));
+                println!(
+                    "{}",
+                    pretty(&json!({"name": name, "allowed_hosts": allowed_hosts}))
+                );
             } else {
                 println!("credential {name} set");
             }
@@ -164,7 +167,11 @@ pub async fn credential(
                         let hosts: Vec<String> = items(c, "allowed_hosts").map(text).collect();
                         vec![
                             text(&c["name"]),
-                            if hosts.is_empty() { "(any)".into() } else { hosts.join(",") },
+                            if hosts.is_empty() {
+                                "(any)".into()
+                            } else {
+                                hosts.join(",")
+                            },
                             text(&c["key_id"]),
                             time(&c["updated_at"]),
                         ]
@@ -175,7 +182,11 @@ pub async fn credential(
         }
         CredentialCommand::Delete { name } => {
             client
-                .call(Method::DELETE, &format!("/credentials/{}", enc(&name)), None)
+                .call(
+                    Method::DELETE,
+                    &format!("/credentials/{}", enc(&name)),
+                    None,
+                )
                 .await?;
             if !json {
                 println!("credential {name} deleted");
@@ -215,7 +226,11 @@ pub async fn credential(
 }
 
 fn items<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
-    v[key].as_array().map(|a| a.as_slice()).unwrap_or_default().iter()
+    v[key]
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
 }
 
 /// Opens a stopped server's store; a running server holds it.
@@ -338,7 +353,9 @@ pub async fn audit(client: &Client, cmd: AuditCommand, json: bool) -> anyhow::Re
         })
         .collect();
     table(
-        &["SEQ", "TIME", "TOKEN", "ROLE", "ACTION", "TARGET", "OUTCOME"],
+        &[
+            "SEQ", "TIME", "TOKEN", "ROLE", "ACTION", "TARGET", "OUTCOME",
+        ],
         &rows,
     );
     Ok(ExitCode::SUCCESS)

@@ -85,7 +85,11 @@ impl ServeSecurityArgs {
             );
         } else {
             tracing::info!(
-                source = if from_env { "SWITCHYARD_MASTER_KEY" } else { "key file" },
+                source = if from_env {
+                    "SWITCHYARD_MASTER_KEY"
+                } else {
+                    "key file"
+                },
                 key_id = loaded.keyring.current().id(),
                 credentials = loaded.credentials,
                 "master key loaded"
@@ -97,7 +101,11 @@ impl ServeSecurityArgs {
 
 /// Whether the API needs tokens: always, except on a loopback address while no token
 /// exists. On any other address without tokens, `serve` refuses to start.
-pub async fn api_auth(store: &dyn Store, listen: SocketAddr, data: &Path) -> anyhow::Result<Arc<Auth>> {
+pub async fn api_auth(
+    store: &dyn Store,
+    listen: SocketAddr,
+    data: &Path,
+) -> anyhow::Result<Arc<Auth>> {
     let active = active_tokens(store).await?;
     let loopback = listen.ip().is_loopback();
     if active == 0 {

@@ -20,8 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     ApiToken, AuditEntry, CommitStats, CommitStatsSnapshot, Error, FinishJob, Finished, NewJob,
-    QueuedJob, Reschedule, Resource, Result, RunQuery, StartRun, Started, Store,
-    StoredCredential,
+    QueuedJob, Reschedule, Resource, Result, RunQuery, StartRun, Started, Store, StoredCredential,
 };
 use rows::{
     event_from_row, job_from_row, micros, queued_from_row, run_from_row, EVENT_COLUMNS,

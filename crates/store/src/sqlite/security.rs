@@ -145,7 +145,11 @@ pub fn token_by_hash(c: &Connection, hash: &[u8]) -> rusqlite::Result<Option<Api
     .optional()
 }
 
-pub fn audit(c: &Connection, before: Option<i64>, limit: usize) -> rusqlite::Result<Vec<AuditEntry>> {
+pub fn audit(
+    c: &Connection,
+    before: Option<i64>,
+    limit: usize,
+) -> rusqlite::Result<Vec<AuditEntry>> {
     let mut stmt = c.prepare_cached(
         "SELECT seq, at, token_id, token_name, role, action, target, outcome FROM audit
          WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
@@ -200,7 +204,11 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].name, "a");
         assert_eq!(all[0].key_id, "k2");
-        assert_eq!(all[0].created_at.timestamp_micros(), 10, "creation time kept");
+        assert_eq!(
+            all[0].created_at.timestamp_micros(),
+            10,
+            "creation time kept"
+        );
         assert_eq!(all[0].updated_at.timestamp_micros(), 99);
         assert!(all[0].allowed_hosts.is_empty());
         assert_eq!(all[1].allowed_hosts, ["api.github.com"]);
@@ -231,7 +239,11 @@ mod tests {
         assert!(store.token_by_hash(&[9; 32]).await.unwrap().is_none());
         assert_eq!(store.revoke_token("t1").await.unwrap(), 1);
         assert_eq!(store.revoke_token("ops").await.unwrap(), 2);
-        assert_eq!(store.revoke_token("ops").await.unwrap(), 0, "already revoked");
+        assert_eq!(
+            store.revoke_token("ops").await.unwrap(),
+            0,
+            "already revoked"
+        );
         assert!(store
             .tokens()
             .await
