@@ -115,11 +115,13 @@ impl Server {
             .arg("--data")
             .arg(&self.data)
             .args(&self.extra)
-            .args(if self.strict {
-                &[][..]
-            } else {
-                &["--allow-private-networks"][..]
-            })
+            .args(
+                if self.strict || self.extra.iter().any(|a| a == "--allow-private-networks") {
+                    &[][..]
+                } else {
+                    &["--allow-private-networks"][..]
+                },
+            )
             .env_remove("SWITCHYARD_MASTER_KEY")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
