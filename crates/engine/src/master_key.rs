@@ -392,4 +392,41 @@ mod tests {
         }
         assert_eq!(read_key_file(&file).unwrap().id(), key.id());
     }
+
+    #[tokio::test]
+    async fn loading_generates_only_for_an_empty_store_and_finishes_a_rotation() {
+        use switchyard_store::sqlite::{SqliteConfig, SqliteStore};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(SqliteConfig::new(dir.path().join("db"))).unwrap();
+        let file = dir.path().join("master.key");
+        let loaded = load_master_key(&store, None, &file).await.unwrap();
+        assert!(loaded.generated && file.exists());
+        let old = loaded.keyring.current();
+
+        // A rotation that stopped after the commit, before the rename.
+        let new = MasterKey::generate();
+        write_key_file(&pending_path(&file), &new, true).unwrap();
+        store
+            .put_credentials(vec![stored(&new, "api", "v")])
+            .await
+            .unwrap();
+        let loaded = load_master_key(&store, None, &file).await.unwrap();
+        assert!(!loaded.generated);
+        assert_eq!(loaded.keyring.current().id(), new.id());
+        assert_ne!(old.id(), new.id());
+        assert!(!pending_path(&file).exists());
+        assert_eq!(read_key_file(&file).unwrap().id(), new.id());
+
+        std::fs::remove_file(&file).unwrap();
+        assert!(matches!(
+            load_master_key(&store, None, &file).await,
+            Err(CredentialError::MissingKey { count: 1, .. })
+        ));
+        let env = Some(SecretString::from(
+            new.to_base64().expose_secret().to_string(),
+        ));
+        let loaded = load_master_key(&store, env, &file).await.unwrap();
+        assert_eq!(loaded.keyring.source(), &KeySource::Env);
+        assert!(!file.exists(), "a key from the environment writes no file");
+    }
 }
