@@ -11,7 +11,11 @@ CREATE TABLE runs (
     finished_at      INTEGER,
     pending_jobs     INTEGER NOT NULL,
     error            TEXT,
-    started_by       TEXT
+    started_by       TEXT,
+    -- A run started by a `story` agent that waits for it: the waiting job and the agent
+    -- of this run whose event wakes it.
+    parent_job_id    BLOB,
+    parent_exit      TEXT
 ) WITHOUT ROWID;
 CREATE INDEX runs_by_story ON runs (story, id);
 CREATE INDEX runs_by_status ON runs (status, id);
@@ -39,6 +43,8 @@ CREATE TABLE jobs (
     state          TEXT NOT NULL,
     attempts       INTEGER NOT NULL DEFAULT 0,
     deferred       INTEGER NOT NULL DEFAULT 0,
+    -- Set when the agent asked to be woken again (a delay's second phase, a sub-story wait).
+    resumed        INTEGER NOT NULL DEFAULT 0,
     created_at     INTEGER NOT NULL,
     due_at         INTEGER NOT NULL,
     started_at     INTEGER,
@@ -63,4 +69,28 @@ CREATE TABLE resources (
     name       TEXT PRIMARY KEY,
     value      TEXT NOT NULL,
     updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Admissions of `transform` deduplicate/throttle: one row per event let through, so a
+-- window counts what passed; keyed by job so a re-executed job is admitted again.
+CREATE TABLE agent_marks (
+    story  TEXT NOT NULL,
+    agent  TEXT NOT NULL,
+    key    TEXT NOT NULL,
+    job_id BLOB NOT NULL,
+    at     INTEGER NOT NULL,
+    PRIMARY KEY (story, agent, key, job_id)
+) WITHOUT ROWID;
+CREATE INDEX agent_marks_by_time ON agent_marks (story, agent, key, at);
+
+-- Events gathered by `transform` implode, until their group is complete or times out.
+CREATE TABLE implode_items (
+    story       TEXT NOT NULL,
+    agent       TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    job_id      BLOB NOT NULL,
+    at          INTEGER NOT NULL,
+    item        TEXT NOT NULL,
+    consumed_by BLOB,
+    PRIMARY KEY (story, agent, key, job_id)
 ) WITHOUT ROWID;

@@ -115,3 +115,51 @@ async fn kill_9_mid_burst_loses_no_acknowledged_event() {
         acknowledged.len()
     );
 }
+
+const QUICK: &str = r#"
+name: quick
+agents:
+  - name: inbound
+    type: webhook
+    auth: none
+  - name: shape
+    type: transform
+    from: inbound
+    mode: message
+    payload: {ok: true}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clients_that_hang_up_mid_request_leave_no_run_stranded() {
+    let stories = stories_dir(&[("quick.yaml", QUICK)]);
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(stories.path(), &data.path().join("d")).await;
+    let url = format!("{}/webhook/quick/inbound", server.url);
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            // A timeout so short that many requests are abandoned while being handled.
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_micros(300 + (i % 7) * 200))
+                .build()
+                .unwrap();
+            let _ = client.post(&url).json(&json!({"i": i})).send().await;
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let running = server.cli_json(&["runs", "list", "--status", "running", "--limit", "1000"]);
+    assert_eq!(
+        running["runs"].as_array().unwrap().len(),
+        0,
+        "runs left running after their clients hung up: {running}"
+    );
+    let all = server.cli_json(&["runs", "list", "--limit", "1000"]);
+    eprintln!(
+        "{} runs stored from abandoned requests, all finished",
+        all["runs"].as_array().unwrap().len()
+    );
+}

@@ -67,6 +67,16 @@ impl Server {
         Server::launch(stories, data, extra, false, &[]).await
     }
 
+    /// Like `start_with`, with extra environment variables for the server process.
+    pub async fn start_with_env(
+        stories: &Path,
+        data: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
+        Server::launch(stories, data, extra, false, env).await
+    }
+
     /// Like `start_with`, with the SSRF guard on (no `--allow-private-networks`).
     pub async fn start_strict(stories: &Path, data: &Path, extra: &[&str]) -> Server {
         Server::launch(stories, data, extra, true, &[]).await
@@ -123,7 +133,7 @@ impl Server {
                 },
             )
             .env_remove("SWITCHYARD_MASTER_KEY")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("RUST_LOG", "info")
             .stdout(Stdio::from(log.try_clone().expect("log")))
             .stderr(Stdio::from(log))
@@ -155,6 +165,26 @@ impl Server {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    /// Asks the process to stop (SIGTERM) and waits up to `timeout` for it to exit.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -205,6 +235,21 @@ impl Server {
             .write_all(stdin.as_bytes())
             .expect("write stdin");
         child.wait_with_output().expect("run switchyard")
+    }
+
+    /// Stores a credential through the CLI (`credential set NAME`, the value on standard
+    /// input), bound to `allowed_hosts` when any are given; panics when it is refused.
+    pub fn set_credential(&self, name: &str, value: &str, allowed_hosts: &[&str]) {
+        let mut args = vec!["credential", "set", name];
+        for h in allowed_hosts {
+            args.extend(["--allowed-host", h]);
+        }
+        let out = self.cli_input(&args, value, &[]);
+        assert!(
+            out.status.success(),
+            "credential set {name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Runs a CLI command with `--json` and parses its output; panics with stderr on failure.
@@ -339,8 +384,11 @@ impl Received {
 #[derive(Clone, Default)]
 struct SinkState {
     received: Arc<Mutex<Vec<Received>>>,
-    plan: Arc<Mutex<VecDeque<(u16, String)>>>,
+    plan: Arc<Mutex<VecDeque<Answer>>>,
 }
+
+/// A queued answer: status, extra headers, JSON body text.
+type Answer = (u16, Vec<(String, String)>, String);
 
 /// A real HTTP server on loopback that records every request and answers 200 `{"ok":true}`
 /// unless answers were queued with [`Sink::answer`].
@@ -373,11 +421,19 @@ impl Sink {
 
     /// Queues the next answers (status, JSON body text).
     pub fn answer(&self, status: u16, body: &str) {
-        self.state
-            .plan
-            .lock()
-            .unwrap()
-            .push_back((status, body.to_string()));
+        self.answer_with_headers(status, &[], body);
+    }
+
+    /// Queues an answer with extra response headers (e.g. `Link`).
+    pub fn answer_with_headers(&self, status: u16, headers: &[(&str, &str)], body: &str) {
+        self.state.plan.lock().unwrap().push_back((
+            status,
+            headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body.to_string(),
+        ));
     }
 
     /// Everything received so far.
@@ -417,15 +473,22 @@ async fn record(
         headers,
         body,
     });
-    let (status, body) = state
-        .plan
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or((200, r#"{"ok":true}"#.to_string()));
+    let (status, extra, body) = state.plan.lock().unwrap().pop_front().unwrap_or((
+        200,
+        Vec::new(),
+        r#"{"ok":true}"#.to_string(),
+    ));
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", "application/json".parse().unwrap());
+    for (k, v) in extra {
+        headers.append(
+            axum::http::HeaderName::from_bytes(k.as_bytes()).expect("header name"),
+            v.parse().expect("header value"),
+        );
+    }
     (
         StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-        [("content-type", "application/json")],
+        headers,
         body,
     )
 }

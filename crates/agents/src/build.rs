@@ -26,6 +26,9 @@ pub struct Invalid;
 pub struct BuildContext<'a> {
     compiler: &'a mut Compiler,
     problems: Vec<OptionError>,
+    /// The agent's common `timeout`, for types that give it a meaning of their own (a
+    /// sub-story's wait).
+    pub timeout: Option<switchyard_types::Duration>,
 }
 
 impl<'a> BuildContext<'a> {
@@ -34,6 +37,7 @@ impl<'a> BuildContext<'a> {
         BuildContext {
             compiler,
             problems: Vec::new(),
+            timeout: None,
         }
     }
 

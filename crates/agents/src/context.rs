@@ -20,6 +20,12 @@ pub struct ServicesConfig {
     pub user_agent: String,
     /// Which addresses outgoing requests may reach (the SSRF guard).
     pub network: NetworkPolicy,
+    /// Whether `command` agents may run programs (`serve --allow-commands`).
+    pub allow_commands: bool,
+    /// Largest stdout (and, separately, stderr) a `command` agent keeps; the rest is read,
+    /// dropped, and the event says it was truncated. Default 256 KiB each, so that both fit
+    /// in one event under the store's 1 MiB event size limit.
+    pub max_command_output: usize,
 }
 
 impl Default for ServicesConfig {
@@ -29,6 +35,8 @@ impl Default for ServicesConfig {
             max_response_bytes: 10 * 1024 * 1024,
             user_agent: concat!("switchyard/", env!("CARGO_PKG_VERSION")).to_string(),
             network: NetworkPolicy::strict(),
+            allow_commands: false,
+            max_command_output: 256 * 1024,
         }
     }
 }
@@ -90,4 +98,8 @@ pub struct ExecContext<'a> {
     pub story: &'a str,
     /// Agent name.
     pub agent: &'a str,
+    /// True when the agent asked to be woken ([`crate::Outcome::Defer`]) and this is that wake.
+    pub resumed: bool,
+    /// Durable state and other stories, provided by the engine.
+    pub host: &'a dyn crate::Host,
 }

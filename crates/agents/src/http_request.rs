@@ -1,4 +1,5 @@
-//! `http_request`: calls an HTTP API and emits `{status, headers, body}`.
+//! `http_request`: calls an HTTP API and emits `{status, headers, body}` (with `pages` when
+//! it paginates).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,6 +16,8 @@ use switchyard_template::{Template, TemplateValue};
 use crate::outbound::{check_destination, ssrf_error};
 use crate::registry::AgentType;
 use crate::{Agent, AgentError, BuildContext, ExecContext, Invalid, Outcome};
+
+mod paginate;
 
 /// Options of an `http_request` agent.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -47,6 +50,9 @@ pub struct HttpRequestOptions {
     /// Follow redirects (default true, at most 10).
     #[serde(default = "yes")]
     pub follow_redirects: bool,
+    /// Fetch further pages: the event gets `pages` (every page's body, in order).
+    #[serde(default)]
+    pub paginate: Option<paginate::PaginateOptions>,
 }
 
 /// Authentication of an outgoing request.
@@ -82,6 +88,7 @@ pub struct HttpRequest {
     auth: Option<Auth>,
     expect: Option<Vec<u16>>,
     follow_redirects: bool,
+    paginate: Option<paginate::Paginate>,
 }
 
 #[derive(Debug)]
@@ -170,6 +177,7 @@ impl AgentType for HttpRequest {
                 }
             }
         }
+        let paginate = o.paginate.and_then(|p| paginate::Paginate::build(p, cx));
         let Some(url) = url else { return Err(Invalid) };
         cx.finish_with(HttpRequest {
             url,
@@ -180,6 +188,7 @@ impl AgentType for HttpRequest {
             auth,
             expect: o.expect,
             follow_redirects: o.follow_redirects,
+            paginate,
         })
     }
 }
@@ -268,8 +277,59 @@ impl Agent for HttpRequest {
             }
         }
 
-        let mut method = self.method.clone();
-        let mut body = body.map(|(b, _)| bytes::Bytes::from(b));
+        let first = self
+            .send(
+                cx,
+                self.method.clone(),
+                url,
+                headers.clone(),
+                body.map(|(b, _)| bytes::Bytes::from(b)),
+            )
+            .await?;
+        let out = match &self.paginate {
+            None => first.into_event(),
+            Some(p) => p.follow(self, cx, first, headers).await?,
+        };
+        Ok(Outcome::Emit(vec![out]))
+    }
+}
+
+/// One answered request: what the event is made of.
+#[derive(Debug)]
+pub(crate) struct Response {
+    /// The URL finally answered (after redirects).
+    pub url: reqwest::Url,
+    pub status: StatusCode,
+    /// The raw headers (for `Link`).
+    pub raw_headers: HeaderMap,
+    /// Headers as the event shows them: lower-case names, repeated ones joined with `, `.
+    pub headers: Map<String, Value>,
+    /// Parsed when JSON, else a string.
+    pub body: Value,
+}
+
+impl Response {
+    fn into_event(self) -> Value {
+        let mut out = Map::with_capacity(4);
+        out.insert("status".into(), Value::from(self.status.as_u16()));
+        out.insert("headers".into(), Value::Object(self.headers));
+        out.insert("body".into(), self.body);
+        Value::Object(out)
+    }
+}
+
+impl HttpRequest {
+    /// Sends one request (following redirects when configured), reads the body within the
+    /// size limit and checks the status against `expect`. Every request the agent makes,
+    /// each page of a paginated call included, goes through here.
+    pub(crate) async fn send(
+        &self,
+        cx: &ExecContext<'_>,
+        mut method: Method,
+        mut url: reqwest::Url,
+        mut headers: HeaderMap,
+        mut body: Option<bytes::Bytes>,
+    ) -> Result<Response, AgentError> {
         let mut redirects = 0;
         let response = loop {
             // Every hop: the SSRF guard for IP literals, and credentials' allowed hosts.
@@ -335,12 +395,11 @@ impl Agent for HttpRequest {
                 }
             }
         }
-        let retry_after = response
-            .headers()
+        let raw_headers = response.headers().clone();
+        let retry_after = raw_headers
             .get(reqwest::header::RETRY_AFTER)
             .and_then(parse_retry_after);
-        let is_json = response
-            .headers()
+        let is_json = raw_headers
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| {
@@ -378,11 +437,13 @@ impl Agent for HttpRequest {
                 retry_after,
             });
         }
-        let mut out = Map::with_capacity(3);
-        out.insert("status".into(), Value::from(status.as_u16()));
-        out.insert("headers".into(), Value::Object(out_headers));
-        out.insert("body".into(), body);
-        Ok(Outcome::Emit(vec![Value::Object(out)]))
+        Ok(Response {
+            url,
+            status,
+            raw_headers,
+            headers: out_headers,
+            body,
+        })
     }
 }
 
@@ -396,7 +457,7 @@ fn header_value(v: &str) -> Result<HeaderValue, AgentError> {
 }
 
 /// The URL without user info, for messages.
-fn redact_url(url: &reqwest::Url) -> String {
+pub(crate) fn redact_url(url: &reqwest::Url) -> String {
     let mut u = url.clone();
     let _ = u.set_username("");
     let _ = u.set_password(None);

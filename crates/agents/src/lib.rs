@@ -15,8 +15,16 @@ mod error;
 mod outbound;
 pub mod registry;
 pub mod ssrf;
+#[cfg(test)]
+mod testing;
 
+pub mod command;
+pub mod delay;
+pub mod email;
+mod host;
 pub mod http_request;
+pub mod schedule;
+pub mod story;
 pub mod transform;
 pub mod trigger;
 pub mod webhook;
@@ -28,6 +36,7 @@ pub use build::{BuildContext, Invalid, OptionError};
 pub use common::{CommonOptions, FromRef, RetryOptions, COMMON_OPTION_NAMES, RESERVED_NAMES};
 pub use context::{CredentialHosts, ExecContext, Services, ServicesConfig};
 pub use error::AgentError;
+pub use host::{Host, ImplodeResult, NoHost, SubRun};
 use serde_json::Value;
 pub use switchyard_types as types;
 
@@ -38,6 +47,12 @@ pub enum Outcome {
     Emit(Vec<Value>),
     /// The agent decided not to pass the event on (a trigger whose rules do not hold).
     Skip,
+    /// Wake this execution again at `until` (a delay, a wait); the next try sees
+    /// `ExecContext::resumed`. Nothing is held in memory meanwhile.
+    Defer {
+        /// When to wake.
+        until: switchyard_types::Timestamp,
+    },
 }
 
 /// How a source agent produces events (it is never executed on an incoming event).
@@ -45,6 +60,8 @@ pub enum Outcome {
 pub enum Source<'a> {
     /// Receives HTTP requests.
     Webhook(&'a webhook::Webhook),
+    /// Emits on a cron expression (the engine fires it).
+    Schedule(&'a schedule::Schedule),
 }
 
 /// One configured agent of a story, built once per story load.

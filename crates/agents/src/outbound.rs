@@ -10,14 +10,16 @@ pub(crate) fn check_destination(cx: &ExecContext<'_>, url: &url::Url) -> Result<
         .network
         .check_url(url)
         .map_err(|r| ssrf_error(&r))?;
+    check_credential_hosts(cx, url.host_str().unwrap_or_default())
+}
+
+/// Refuses sending to `host` when a credential read so far in this execution (by its
+/// templates, or by the agent itself) is bound to other hosts: kind `credential_host`.
+pub(crate) fn check_credential_hosts(cx: &ExecContext<'_>, host: &str) -> Result<(), AgentError> {
     let Some(policy) = &cx.services.credential_hosts else {
         return Ok(());
     };
-    let host = url
-        .host_str()
-        .unwrap_or_default()
-        .trim_matches(['[', ']'])
-        .to_ascii_lowercase();
+    let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
     for (name, _) in cx.templates.credentials_used() {
         let Some(allowed) = policy.allowed_hosts(&name).filter(|a| !a.is_empty()) else {
             continue;

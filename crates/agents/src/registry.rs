@@ -48,6 +48,11 @@ agent_types! {
     "http_request" => crate::http_request::HttpRequest,
     "transform" => crate::transform::Transform,
     "trigger" => crate::trigger::Trigger,
+    "delay" => crate::delay::Delay,
+    "story" => crate::story::StoryAgent,
+    "command" => crate::command::Command,
+    "schedule" => crate::schedule::Schedule,
+    "email" => crate::email::Email,
 }
 
 fn build_one<T: AgentType>(

@@ -1,5 +1,6 @@
-//! `transform`: reshapes events. Modes: `message` (emit a templated payload) and `extract`
-//! (pull values out with JSONPath or regular expressions).
+//! `transform`: reshapes events. Modes: `message` (emit a templated payload), `extract`
+//! (pull values out with JSONPath or regular expressions) and `explode` (one event per element
+//! of an array).
 
 use std::collections::BTreeMap;
 
@@ -7,11 +8,12 @@ use async_trait::async_trait;
 use regex::Regex;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use switchyard_template::{JsonPath, Template, TemplateValue};
 
 use crate::registry::AgentType;
-use crate::{Agent, AgentError, BuildContext, ExecContext, Invalid, Outcome};
+use crate::{Agent, AgentError, BuildContext, ExecContext, ImplodeResult, Invalid, Outcome};
+use switchyard_types::Duration;
 
 /// Options of a `transform` agent, by `mode`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -26,6 +28,39 @@ pub enum TransformOptions {
     Extract {
         /// `key: {jsonpath: EXPR, from: TEMPLATE}` or `key: {regex: RE, from: TEMPLATE}`.
         extract: BTreeMap<String, Extractor>,
+    },
+    /// Pass the first event per `key`, drop later ones until `within` has passed since it.
+    Deduplicate {
+        /// What makes two events the same (a template: `{{ inbound.body.email }}`).
+        key: String,
+        /// How long a key stays seen, counted from the first event.
+        within: Duration,
+    },
+    /// Pass at most `limit` events per `per` (per `key`), drop the excess.
+    Throttle {
+        /// Events let through per period.
+        limit: u32,
+        /// The period (a sliding window).
+        per: Duration,
+        /// Separate budgets per key (a template); default one budget.
+        #[serde(default)]
+        key: Option<String>,
+    },
+    /// Gather events per `key`; emit `{items, count, complete}` when `size` arrived, or with
+    /// `complete: false` when `max_wait` has passed since the first.
+    Implode {
+        /// Which group an event belongs to (a template).
+        key: String,
+        /// How many events complete a group (a template or a number).
+        size: Value,
+        /// The longest a group stays open.
+        max_wait: Duration,
+    },
+    /// Emit one event `{item, index, count}` per element of an array.
+    Explode {
+        /// JSONPath to the array, evaluated on the incoming payload (`$.body.items` for a
+        /// webhook event).
+        path: String,
     },
 }
 
@@ -61,6 +96,33 @@ pub enum Transform {
     Message(TemplateValue),
     /// `mode: extract`.
     Extract(Vec<(String, BuiltExtractor)>),
+    /// `mode: deduplicate`.
+    Deduplicate {
+        /// Key template.
+        key: Template,
+        /// Window.
+        within: Duration,
+    },
+    /// `mode: throttle`.
+    Throttle {
+        /// Budget.
+        limit: u32,
+        /// Window.
+        per: Duration,
+        /// Key template.
+        key: Option<Template>,
+    },
+    /// `mode: implode`.
+    Implode {
+        /// Key template.
+        key: Template,
+        /// Size template.
+        size: TemplateValue,
+        /// Longest wait.
+        max_wait: Duration,
+    },
+    /// `mode: explode`.
+    Explode(JsonPath),
 }
 
 /// A compiled extractor.
@@ -138,6 +200,54 @@ impl AgentType for Transform {
                 }
                 cx.finish_with(Transform::Extract(out))
             }
+            TransformOptions::Deduplicate { key, within } => {
+                let key = cx.template("/key", &key).ok_or(Invalid)?;
+                cx.finish_with(Transform::Deduplicate { key, within })
+            }
+            TransformOptions::Throttle { limit, per, key } => {
+                if limit == 0 {
+                    cx.error("/limit", "`limit` must be at least 1");
+                }
+                if per.std().is_zero() {
+                    cx.error("/per", "`per` must be longer than 0");
+                }
+                let key = match key {
+                    Some(k) => Some(cx.template("/key", &k).ok_or(Invalid)?),
+                    None => None,
+                };
+                cx.finish_with(Transform::Throttle { limit, per, key })
+            }
+            TransformOptions::Implode {
+                key,
+                size,
+                max_wait,
+            } => {
+                if let Some(n) = size.as_i64() {
+                    if n < 1 {
+                        cx.error("/size", "`size` must be at least 1");
+                    }
+                } else if !size.is_string() {
+                    cx.error("/size", "`size` must be a number or a template");
+                }
+                let key = cx.template("/key", &key).ok_or(Invalid)?;
+                let size = cx.value("/size", &size).ok_or(Invalid)?;
+                cx.finish_with(Transform::Implode {
+                    key,
+                    size,
+                    max_wait,
+                })
+            }
+            TransformOptions::Explode { path } => match JsonPath::parse(&path) {
+                Ok(p) => cx.finish_with(Transform::Explode(p)),
+                Err(e) => {
+                    cx.error_with_hint(
+                        "/path",
+                        format!("bad JSONPath: {e}"),
+                        "the path to an array in the incoming event, like `$.body.items`",
+                    );
+                    Err(Invalid)
+                }
+            },
         }
     }
 }
@@ -175,7 +285,115 @@ impl Agent for Transform {
                 }
                 Ok(Outcome::Emit(vec![Value::Object(out)]))
             }
+            Transform::Deduplicate { key, within } => {
+                let k = key.render_string(cx.templates)?;
+                let first = cx.host.admit(&k, within.std(), 1).await?;
+                Ok(if first {
+                    Outcome::Emit(vec![(**cx.input).clone()])
+                } else {
+                    Outcome::Skip
+                })
+            }
+            Transform::Throttle { limit, per, key } => {
+                let k = match key {
+                    Some(t) => t.render_string(cx.templates)?,
+                    None => String::new(),
+                };
+                let pass = cx.host.admit(&k, per.std(), *limit).await?;
+                Ok(if pass {
+                    Outcome::Emit(vec![(**cx.input).clone()])
+                } else {
+                    Outcome::Skip
+                })
+            }
+            Transform::Implode {
+                key,
+                size,
+                max_wait,
+            } => {
+                let k = key.render_string(cx.templates)?;
+                if cx.resumed {
+                    return Ok(match cx.host.implode_flush(&k).await? {
+                        Some(items) => Outcome::Emit(vec![group(items, false)]),
+                        None => Outcome::Skip,
+                    });
+                }
+                let n = match size.render(cx.templates)? {
+                    Value::Number(n) => n.as_u64(),
+                    Value::String(s) => s.trim().parse().ok(),
+                    _ => None,
+                }
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| {
+                    AgentError::permanent(
+                        "invalid_size",
+                        "`size` did not render to a whole number of at least 1",
+                    )
+                })?;
+                match cx.host.implode_add(&k, cx.input, n as usize).await? {
+                    ImplodeResult::Complete(items) => Ok(Outcome::Emit(vec![group(items, true)])),
+                    ImplodeResult::Pending { opened: true } => Ok(Outcome::Defer {
+                        until: switchyard_types::now()
+                            + chrono::Duration::from_std(max_wait.std())
+                                .unwrap_or(chrono::Duration::days(1)),
+                    }),
+                    ImplodeResult::Pending { opened: false } => Ok(Outcome::Skip),
+                }
+            }
+            Transform::Explode(path) => explode(path, cx.input).map(Outcome::Emit),
         }
+    }
+}
+
+fn group(items: Vec<Value>, complete: bool) -> Value {
+    let count = items.len();
+    serde_json::json!({"items": items, "count": count, "complete": complete})
+}
+
+/// `{item, index, count}` for each element of the array at `path`.
+fn explode(path: &JsonPath, input: &Value) -> Result<Vec<Value>, AgentError> {
+    let found = path.query(input);
+    let array = match found.as_slice() {
+        [Value::Array(items)] => items,
+        [] => {
+            return Err(AgentError::permanent(
+                "explode",
+                format!("`{}` matches nothing in the incoming event", path.source()),
+            ))
+        }
+        [other] => {
+            return Err(AgentError::permanent(
+                "explode",
+                format!("`{}` is {}, not an array", path.source(), json_type(other)),
+            ))
+        }
+        many => {
+            return Err(AgentError::permanent(
+                "explode",
+                format!(
+                    "`{}` matches {} values, not one array (use a path to the array itself)",
+                    path.source(),
+                    many.len()
+                ),
+            ))
+        }
+    };
+    let count = array.len();
+    Ok(array
+        .iter()
+        .enumerate()
+        .map(|(index, item)| json!({"item": item, "index": index, "count": count}))
+        .collect())
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -220,5 +438,31 @@ mod tests {
         let whole = Regex::new(r"\d+").unwrap();
         assert_eq!(regex_extract(&whole, "abc 7"), json!("7"));
         assert_eq!(regex_extract(&whole, "none"), Value::Null);
+    }
+
+    #[test]
+    fn explode_emits_item_index_count_and_refuses_non_arrays() {
+        let path = JsonPath::parse("$.body.items").unwrap();
+        let input = json!({"body": {"items": ["a", {"b": 1}, 3]}});
+        assert_eq!(
+            explode(&path, &input).unwrap(),
+            vec![
+                json!({"item": "a", "index": 0, "count": 3}),
+                json!({"item": {"b": 1}, "index": 1, "count": 3}),
+                json!({"item": 3, "index": 2, "count": 3}),
+            ]
+        );
+        assert_eq!(
+            explode(&path, &json!({"body": {"items": []}})).unwrap(),
+            Vec::<Value>::new()
+        );
+        let e = explode(&path, &json!({"body": {"items": {"a": 1}}})).unwrap_err();
+        assert_eq!(e.kind, "explode");
+        assert_eq!(e.message, "`$.body.items` is an object, not an array");
+        let e = explode(&path, &json!({"body": {}})).unwrap_err();
+        assert!(e.message.contains("matches nothing"), "{}", e.message);
+        let all = JsonPath::parse("$.body.items[*]").unwrap();
+        let e = explode(&all, &input).unwrap_err();
+        assert!(e.message.contains("matches 3 values"), "{}", e.message);
     }
 }

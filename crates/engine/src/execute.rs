@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use switchyard_agents::{AgentError, ExecContext, Outcome};
-use switchyard_store::{FinishJob, Finished, NewEvent, NewJob, Reschedule};
+use switchyard_store::{FinishJob, Finished, NewEvent, NewJob, Reschedule, StateScope};
 use switchyard_story::{AgentDef, Story};
 use switchyard_template::{redact, redact_str, Context};
 use switchyard_types::{EventId, EventKind, JobId, JobState, Timestamp};
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
+use crate::host::EngineHost;
 use crate::queue::Receiver;
 use crate::{Engine, JobMessage, Lineage};
 
@@ -42,6 +44,7 @@ impl Engine {
                     run_started_at: j.run_started_at,
                     lineage: None,
                     deferred: false,
+                    resumed: j.resumed,
                 });
             }
         }
@@ -64,10 +67,14 @@ impl Engine {
                 j = receiver.recv() => match j { Some(j) => j, None => break },
             };
             let engine = self.clone();
-            self.inner.tasks.spawn(async move {
-                engine.execute(job).await;
-                drop(permit);
-            });
+            let span = tracing::info_span!("job", story = %job.story, agent = %job.agent, run_id = %job.run_id, event_id = %job.input_event_id);
+            self.inner.tasks.spawn(
+                async move {
+                    engine.execute(job).await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
         }
     }
 
@@ -75,8 +82,18 @@ impl Engine {
     pub(crate) async fn execute(&self, job: JobMessage) {
         let job_id = job.job_id;
         let deferred = job.deferred;
-        if let Err(e) = self.try_execute(job).await {
-            tracing::error!(job = %job_id, error = %e, "job could not be recorded; it will run again after a restart");
+        let again = job.clone();
+        match self.try_execute(job).await {
+            Ok(()) => {}
+            Err(
+                e @ (switchyard_store::Error::Unavailable(_) | switchyard_store::Error::Overloaded),
+            ) => {
+                tracing::warn!(job = %job_id, error = %e, "job could not be recorded; it will run again when the store is back");
+                self.inner.parked.park(again);
+            }
+            Err(e) => {
+                tracing::error!(job = %job_id, error = %e, "job could not be recorded; it will run again after a restart");
+            }
         }
         if deferred {
             self.inner.timer.done(job_id);
@@ -84,6 +101,20 @@ impl Engine {
     }
 
     async fn try_execute(&self, job: JobMessage) -> Result<(), switchyard_store::Error> {
+        if job.deferred {
+            // A timer entry can outlive its job (finished meanwhile) or its due time (moved).
+            match self.inner.store.job(job.job_id).await? {
+                None => return Ok(()),
+                Some(current)
+                    if current.due_at
+                        > switchyard_types::now() + chrono::Duration::milliseconds(50) =>
+                {
+                    self.inner.timer.schedule_committed(current.due_at, job);
+                    return Ok(());
+                }
+                Some(_) => {}
+            }
+        }
         let catalog = self.catalog();
         let started_at = switchyard_types::now();
         let attempt = job.attempts + 1;
@@ -139,11 +170,44 @@ impl Engine {
         };
         let templates = self.job_context(&story, &job, &lineage, started_at);
 
+        let clock = std::time::Instant::now();
         let result = self
             .run_agent(def, &templates, &lineage, &job, attempt)
             .await;
+        let outcome = match &result {
+            Ok(Outcome::Emit(_)) => "succeeded",
+            Ok(Outcome::Skip) => "skipped",
+            Ok(Outcome::Defer { .. }) => "deferred",
+            Err(e) if e.retryable && attempt < def.retry.attempts => "retrying",
+            Err(_) => "failed",
+        };
+        metrics::counter!("switchyard_agent_executions_total", "type" => def.kind.clone(), "outcome" => outcome).increment(1);
+        metrics::histogram!("switchyard_agent_execution_seconds", "type" => def.kind.clone())
+            .record(clock.elapsed().as_secs_f64());
+        if outcome == "retrying" {
+            metrics::counter!("switchyard_agent_retries_total", "type" => def.kind.clone())
+                .increment(1);
+        }
         let secrets = templates.credentials_used();
         match result {
+            Ok(Outcome::Defer { until }) => {
+                self.inner
+                    .store
+                    .reschedule(Reschedule {
+                        job_id: job.job_id,
+                        attempts: job.attempts,
+                        due_at: until,
+                        started_at: Some(started_at),
+                        error: None,
+                        resume: true,
+                    })
+                    .await?;
+                let mut next = job.clone();
+                next.deferred = true;
+                next.resumed = true;
+                self.inner.timer.schedule_committed(until, next);
+                Ok(())
+            }
             Ok(Outcome::Skip) => {
                 self.finish(
                     &job,
@@ -199,11 +263,13 @@ impl Engine {
                             due_at,
                             started_at: Some(started_at),
                             error: Some(e.message.clone()),
+                            resume: false,
                         })
                         .await?;
                     let mut next = job.clone();
                     next.attempts = attempt;
                     next.deferred = true;
+                    next.resumed = false;
                     self.inner.timer.schedule_committed(due_at, next);
                     return Ok(());
                 }
@@ -257,6 +323,14 @@ impl Engine {
                 return Ok(Outcome::Skip);
             }
         }
+        let host = EngineHost {
+            engine: self,
+            scope: StateScope {
+                story: Arc::clone(&job.story),
+                agent: Arc::clone(&job.agent),
+            },
+            job_id: job.job_id,
+        };
         let cx = ExecContext {
             templates,
             input: &lineage.payload,
@@ -265,6 +339,8 @@ impl Engine {
             attempt,
             story: &job.story,
             agent: &job.agent,
+            resumed: job.resumed,
+            host: &host,
         };
         let limit = def
             .timeout
@@ -393,9 +469,25 @@ impl Engine {
             }
             other => other?,
         };
-        let Finished::Applied { run_ended } = outcome else {
+        let Finished::Applied { run_ended, woke } = outcome else {
             return Ok(());
         };
+        if let Some(parent) = woke {
+            if let Some(p) = self.inner.store.job(parent).await? {
+                self.inner.queue.push(JobMessage {
+                    job_id: p.id,
+                    run_id: p.run_id,
+                    story: p.story.into(),
+                    agent: p.agent.into(),
+                    input_event_id: p.input_event_id,
+                    attempts: p.attempts,
+                    run_started_at: p.run_started_at,
+                    lineage: None,
+                    deferred: true,
+                    resumed: true,
+                });
+            }
+        }
         if let Some(status) = run_ended {
             tracing::debug!(run_id = %job.run_id, story = %job.story, status = status.as_str(), "run ended");
         }
@@ -422,6 +514,7 @@ impl Engine {
                 run_started_at: job.run_started_at,
                 lineage: link,
                 deferred: false,
+                resumed: false,
             });
         }
         Ok(())

@@ -32,6 +32,9 @@ pub enum IngestError {
     /// The store failed.
     #[error(transparent)]
     Store(switchyard_store::Error),
+    /// The story is switched off.
+    #[error("story `{0}` is disabled; enable it with `switchyard story enable {0}`")]
+    Disabled(String),
     /// The payload could not be serialized.
     #[error("payload is not valid JSON: {0}")]
     Payload(String),
@@ -48,6 +51,30 @@ impl Engine {
         idempotency_key: Option<String>,
         started_by: Option<String>,
     ) -> Result<Ingested, IngestError> {
+        self.ingest_with(
+            story,
+            agent_index,
+            payload,
+            idempotency_key,
+            started_by,
+            None,
+        )
+        .await
+    }
+
+    /// [`Engine::ingest`] for a run that a waiting `story` agent's job follows.
+    pub(crate) async fn ingest_with(
+        &self,
+        story: &Arc<Story>,
+        agent_index: usize,
+        payload: Value,
+        idempotency_key: Option<String>,
+        started_by: Option<String>,
+        parent: Option<switchyard_store::ParentLink>,
+    ) -> Result<Ingested, IngestError> {
+        if !self.is_enabled(&story.name) {
+            return Err(IngestError::Disabled(story.name.to_string()));
+        }
         let depth = self.inner.queue.depth();
         if depth >= self.inner.config.max_queued {
             return Err(IngestError::Overloaded(depth));
@@ -89,44 +116,57 @@ impl Engine {
             jobs: jobs.clone(),
             idempotency_key,
             started_by,
+            parent,
         };
-        match self.inner.store.start_run(start).await {
-            Ok(Started::New) => {}
-            Ok(Started::Duplicate { event_id, run_id }) => {
-                return Ok(Ingested {
-                    event_id,
-                    run_id,
-                    duplicate: true,
-                })
+        // Commit and dispatch run in their own task: if the caller goes away (a client closes
+        // its connection), a committed event must still reach the queue.
+        let engine = self.clone();
+        let agent = Arc::clone(&def.name);
+        let task = tokio::spawn(async move {
+            match engine.inner.store.start_run(start).await {
+                Ok(Started::New) => {}
+                Ok(Started::Duplicate { event_id, run_id }) => {
+                    return Ok(Ingested {
+                        event_id,
+                        run_id,
+                        duplicate: true,
+                    })
+                }
+                Err(switchyard_store::Error::TooLarge { size, limit }) => {
+                    return Err(IngestError::TooLarge(format!(
+                        "the event is {size} bytes, over the limit of {limit} bytes"
+                    )))
+                }
+                Err(e) => return Err(IngestError::Store(e)),
             }
-            Err(switchyard_store::Error::TooLarge { size, limit }) => {
-                return Err(IngestError::TooLarge(format!(
-                    "the event is {size} bytes, over the limit of {limit} bytes"
-                )))
+            if !jobs.is_empty() {
+                let lineage = Lineage::child(None, event_id, agent, Arc::new(payload));
+                for job in jobs {
+                    engine.inner.queue.push(JobMessage {
+                        job_id: job.id,
+                        run_id,
+                        story: job.story,
+                        agent: job.agent,
+                        input_event_id: event_id,
+                        attempts: 0,
+                        run_started_at: now,
+                        lineage: Some(Arc::clone(&lineage)),
+                        deferred: false,
+                        resumed: false,
+                    });
+                }
             }
-            Err(e) => return Err(IngestError::Store(e)),
-        }
-        if !jobs.is_empty() {
-            let lineage = Lineage::child(None, event_id, Arc::clone(&def.name), Arc::new(payload));
-            for job in jobs {
-                self.inner.queue.push(JobMessage {
-                    job_id: job.id,
-                    run_id,
-                    story: job.story,
-                    agent: job.agent,
-                    input_event_id: event_id,
-                    attempts: 0,
-                    run_started_at: now,
-                    lineage: Some(Arc::clone(&lineage)),
-                    deferred: false,
-                });
-            }
-        }
-        Ok(Ingested {
-            event_id,
-            run_id,
-            duplicate: false,
-        })
+            Ok(Ingested {
+                event_id,
+                run_id,
+                duplicate: false,
+            })
+        });
+        task.await.map_err(|e| {
+            IngestError::Store(switchyard_store::Error::Unavailable(format!(
+                "ingest task failed: {e}"
+            )))
+        })?
     }
 }
 
@@ -193,21 +233,30 @@ impl Engine {
             .collect();
         let run = self.inner.store.run(event.run_id).await?;
         let run_started_at = run.map_or(now, |r| r.started_at);
-        self.inner.store.replay(event.run_id, jobs.clone()).await?;
         let ids = jobs.iter().map(|j| j.id).collect();
-        for j in jobs {
-            self.inner.queue.push(JobMessage {
-                job_id: j.id,
-                run_id: j.run_id,
-                story: j.story,
-                agent: j.agent,
-                input_event_id: j.input_event_id,
-                attempts: 0,
-                run_started_at,
-                lineage: None,
-                deferred: false,
-            });
-        }
+        // As for ingest: once committed, the jobs must be queued even if the caller goes away.
+        let engine = self.clone();
+        let run_id = event.run_id;
+        tokio::spawn(async move {
+            engine.inner.store.replay(run_id, jobs.clone()).await?;
+            for j in jobs {
+                engine.inner.queue.push(JobMessage {
+                    job_id: j.id,
+                    run_id: j.run_id,
+                    story: j.story,
+                    agent: j.agent,
+                    input_event_id: j.input_event_id,
+                    attempts: 0,
+                    run_started_at,
+                    lineage: None,
+                    deferred: false,
+                    resumed: false,
+                });
+            }
+            Ok::<(), switchyard_store::Error>(())
+        })
+        .await
+        .map_err(|e| switchyard_store::Error::Unavailable(format!("replay task failed: {e}")))??;
         Ok(Replayed {
             run_id: event.run_id,
             jobs: ids,

@@ -15,11 +15,14 @@
 mod catalog;
 mod credentials;
 mod execute;
+mod host;
 mod ingest;
 mod lineage;
 mod lookup;
 mod master_key;
+mod parked;
 mod queue;
+mod schedule;
 mod timer;
 mod watch;
 
@@ -58,6 +61,8 @@ pub struct EngineConfig {
     pub default_timeout: Duration,
     /// The master key of credentials (`None`: credentials are off).
     pub keyring: Option<Arc<Keyring>>,
+    /// Prune finished runs older than this (None: keep everything).
+    pub retention: Option<Duration>,
 }
 
 impl EngineConfig {
@@ -71,6 +76,7 @@ impl EngineConfig {
             watch: true,
             default_timeout: Duration::from_secs(30),
             keyring: None,
+            retention: Some(Duration::from_secs(30 * 24 * 3600)),
         }
     }
 }
@@ -89,7 +95,9 @@ struct Inner {
     services: Services,
     resources: Arc<ResourceCache>,
     credentials: Arc<CredentialCache>,
+    disabled: ArcSwap<std::collections::HashSet<String>>,
     queue: queue::Queue,
+    parked: parked::Parked,
     timer: timer::Timer,
     cancel: CancellationToken,
     tasks: TaskTracker,
@@ -125,13 +133,21 @@ impl Engine {
                 services,
                 resources,
                 credentials,
+                disabled: ArcSwap::from_pointee(Default::default()),
                 queue,
+                parked: parked::Parked::default(),
                 timer: timer::Timer::default(),
                 cancel: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),
         };
+        engine.refresh_disabled().await?;
         let report = engine.reload();
+        let e = engine.clone();
+        engine
+            .inner
+            .tasks
+            .spawn(async move { e.run_housekeeping().await });
         if config.run_workers {
             engine.recover().await?;
             let e = engine.clone();
@@ -141,6 +157,16 @@ impl Engine {
                 .spawn(async move { e.run_workers(receiver).await });
             let e = engine.clone();
             engine.inner.tasks.spawn(async move { e.run_timer().await });
+            let e = engine.clone();
+            engine
+                .inner
+                .tasks
+                .spawn(async move { e.run_scheduler().await });
+            let e = engine.clone();
+            engine
+                .inner
+                .tasks
+                .spawn(async move { e.run_parked().await });
         }
         if config.watch {
             watch::spawn(engine.clone());
@@ -161,6 +187,94 @@ impl Engine {
     /// Jobs waiting in memory for a worker.
     pub fn queued(&self) -> usize {
         self.inner.queue.depth()
+    }
+
+    /// Whether a story takes events (operators can switch stories off).
+    pub fn is_enabled(&self, story: &str) -> bool {
+        !self.inner.disabled.load().contains(story)
+    }
+
+    /// Switches a story on or off; persisted, and effective at once in this process.
+    pub async fn set_enabled(
+        &self,
+        story: &str,
+        enabled: bool,
+    ) -> Result<(), switchyard_store::Error> {
+        self.inner.store.set_story_enabled(story, enabled).await?;
+        self.refresh_disabled().await
+    }
+
+    async fn refresh_disabled(&self) -> Result<(), switchyard_store::Error> {
+        let disabled = self.inner.store.disabled_stories().await?;
+        self.inner
+            .disabled
+            .store(Arc::new(disabled.into_iter().collect()));
+        Ok(())
+    }
+
+    /// Background upkeep: re-read settings other processes may change, and prune history
+    /// older than the retention period in small batches.
+    async fn run_housekeeping(&self) {
+        let cancel = self.inner.cancel.clone();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut last_prune: Option<tokio::time::Instant> = None;
+        let mut ticks: u64 = 0;
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            ticks += 1;
+            if ticks.is_multiple_of(5) {
+                if let Err(e) = self.refresh_disabled().await {
+                    tracing::warn!(error = %e, "could not refresh story settings");
+                }
+            }
+            let Some(retention) = self.inner.config.retention else {
+                continue;
+            };
+            // Prune about four times per retention period, at most once a minute.
+            let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+            if last_prune.is_some_and(|t| t.elapsed() < every) {
+                continue;
+            }
+            last_prune = Some(tokio::time::Instant::now());
+            let cutoff = switchyard_types::now()
+                - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+            self.prune_until(cutoff, &cancel).await;
+        }
+    }
+
+    /// Prunes in batches of 500 runs, yielding between batches so ingest is not stalled.
+    async fn prune_until(&self, cutoff: switchyard_types::Timestamp, cancel: &CancellationToken) {
+        const BATCH: usize = 500;
+        let mut total = switchyard_store::Pruned::default();
+        loop {
+            match self.inner.store.prune(cutoff, BATCH).await {
+                Ok(p) => {
+                    total.runs += p.runs;
+                    total.events += p.events;
+                    total.jobs += p.jobs;
+                    metrics::counter!("switchyard_pruned_runs_total").increment(p.runs as u64);
+                    if p.runs < BATCH || cancel.is_cancelled() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention pruning failed; will retry");
+                    break;
+                }
+            }
+        }
+        if total.runs > 0 {
+            tracing::info!(
+                runs = total.runs,
+                events = total.events,
+                jobs = total.jobs,
+                "pruned history older than the retention period"
+            );
+        }
     }
 
     /// Deferred jobs (retries, delays) held in memory because they are due soon.

@@ -30,6 +30,8 @@ pub struct JobMessage {
     pub lineage: Option<Arc<Lineage>>,
     /// Whether this job came from the timer (retries, delays).
     pub deferred: bool,
+    /// Whether the agent asked to be woken and this is the wake.
+    pub resumed: bool,
 }
 
 /// Sender side; counts what is waiting.

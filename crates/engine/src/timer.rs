@@ -163,6 +163,7 @@ impl Engine {
                     run_started_at: j.run_started_at,
                     lineage: None,
                     deferred: true,
+                    resumed: j.resumed,
                 },
             );
         }

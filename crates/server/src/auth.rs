@@ -1,9 +1,11 @@
 //! API tokens and roles: bearer authentication of `/api/v1`, the role each call needs, and
 //! the audit record of every call that changes something.
 //!
-//! Roles are ordered: `viewer` reads; `operator` also triggers stories, replays events and
-//! runs actions; `admin` also manages credentials, resources and tokens and reads the audit
-//! log. Tokens are random (256 bits) and only their SHA-256 is stored.
+//! Roles are ordered: `viewer` reads; `operator` also triggers stories, replays events,
+//! enables and disables stories and runs actions; `admin` also manages credentials, resources
+//! and tokens and reads the audit log. Tokens are random (256 bits) and only their SHA-256 is
+//! stored. The OpenAPI document (`GET /openapi.json`) is public: it describes the API and
+//! holds no data.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -24,7 +26,7 @@ use crate::AppState;
 pub enum Role {
     /// Reads.
     Viewer,
-    /// Also triggers, replays, runs actions.
+    /// Also triggers, replays, enables and disables stories, runs actions.
     Operator,
     /// Also credentials, resources, tokens, audit.
     Admin,
@@ -153,6 +155,7 @@ pub fn required_role(method: &Method, path: &str) -> Role {
     }
     match segments.as_slice() {
         ["stories", _, "agents", _, "trigger"] => Role::Operator,
+        ["stories", _, "enable" | "disable"] => Role::Operator,
         ["events", _, "replay"] => Role::Operator,
         ["actions", ..] | ["runs", ..] => Role::Operator,
         _ => Role::Admin,
@@ -175,9 +178,17 @@ fn describe(method: &Method, path: &str) -> (String, String) {
             ("story.trigger", format!("{story}/{agent}"))
         }
         ("POST", ["events", id, "replay"]) => ("event.replay", id.to_string()),
+        ("POST", ["stories", story, "enable"]) => ("story.enable", story.to_string()),
+        ("POST", ["stories", story, "disable"]) => ("story.disable", story.to_string()),
         _ => return (format!("{m} {path}"), String::new()),
     };
     (action.to_string(), target)
+}
+
+/// Calls that need no token: the API's own description.
+fn is_public(method: &Method, path: &str) -> bool {
+    (method == Method::GET || method == Method::HEAD)
+        && path.trim_end_matches('/') == "/openapi.json"
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -229,6 +240,9 @@ pub async fn require_token(
 ) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    if is_public(&method, &path) {
+        return next.run(req).await;
+    }
     let changes = !(method == Method::GET || method == Method::HEAD || method == Method::OPTIONS);
     let needed = required_role(&method, &path);
     let principal = match authenticate(&state, req.headers()).await {
@@ -321,6 +335,12 @@ mod tests {
             Role::Operator
         );
         assert_eq!(required_role(&post, "/events/e/replay"), Role::Operator);
+        assert_eq!(required_role(&post, "/stories/s/enable"), Role::Operator);
+        assert_eq!(required_role(&post, "/stories/s/disable"), Role::Operator);
+        assert_eq!(required_role(&get, "/whoami"), Role::Viewer);
+        assert!(is_public(&get, "/openapi.json"));
+        assert!(!is_public(&post, "/openapi.json"));
+        assert!(!is_public(&get, "/runs"));
         assert_eq!(required_role(&Method::PUT, "/resources/x"), Role::Admin);
         assert_eq!(required_role(&Method::DELETE, "/tokens/t"), Role::Admin);
         assert_eq!(required_role(&post, "/anything/else"), Role::Admin);
@@ -336,6 +356,10 @@ mod tests {
         assert_eq!(
             describe(&Method::POST, "/stories/s/agents/a/trigger"),
             ("story.trigger".into(), "s/a".into())
+        );
+        assert_eq!(
+            describe(&Method::POST, "/stories/s/disable"),
+            ("story.disable".into(), "s".into())
         );
         assert_eq!(
             describe(&Method::PATCH, "/x"),

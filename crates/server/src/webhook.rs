@@ -16,12 +16,35 @@ use switchyard_story::Story;
 use crate::error::ApiError;
 use crate::{webhook_auth, AppState};
 
-/// Handles one webhook delivery.
+/// How much of an oversized body is read and dropped before answering 413.
+const DRAIN_LIMIT: usize = 16 << 20;
+
+/// Handles one webhook delivery, counting it by story and answer status.
 pub async fn receive(
     State(state): State<AppState>,
     Path((story_name, path)): Path<(String, String)>,
     request: Request<Body>,
+) -> Response {
+    let answer = match handle(state, &story_name, path, request).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    let story = if answer.status() == StatusCode::NOT_FOUND {
+        "unknown".to_string()
+    } else {
+        story_name
+    };
+    metrics::counter!("switchyard_webhooks_total", "story" => story, "status" => answer.status().as_u16().to_string()).increment(1);
+    answer
+}
+
+async fn handle(
+    state: AppState,
+    story_name: &str,
+    path: String,
+    request: Request<Body>,
 ) -> Result<Response, ApiError> {
+    let story_name = story_name.to_string();
     let catalog = state.engine.catalog();
     let story = catalog
         .story(&story_name)
@@ -36,6 +59,13 @@ pub async fn receive(
         )));
     };
 
+    if !state.engine.is_enabled(&story.name) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "story_disabled",
+            format!("story `{}` is disabled; nothing was stored", story.name),
+        ));
+    }
     let (parts, body) = request.into_parts();
     if !hook.methods.iter().any(|m| m == parts.method.as_str()) {
         let allow = hook.methods.join(", ");
@@ -67,6 +97,10 @@ pub async fn receive(
         .and_then(|v| v.parse::<usize>().ok())
         .is_some_and(|len| len > hook.max_body)
     {
+        // Read (and drop) a bounded amount of what the client is still sending, so that it
+        // sees the 413 instead of a connection reset while it writes.
+        let drain = axum::body::to_bytes(body, DRAIN_LIMIT);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
         return Err(too_large());
     }
     let raw = axum::body::to_bytes(body, hook.max_body)
@@ -79,6 +113,7 @@ pub async fn receive(
         let now = switchyard_types::now().timestamp();
         if let Err(e) = webhook_auth::verify(auth, &parts.headers, &raw, &cx, now) {
             tracing::warn!(story = %story.name, path = %path, reason = %e, "webhook authentication failed");
+            metrics::counter!("switchyard_webhook_auth_failures_total", "story" => story.name.to_string()).increment(1);
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -159,6 +194,13 @@ pub async fn ingest_and_answer(
             return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m))
         }
         Err(IngestError::Payload(m)) => return Err(ApiError::bad_request(m)),
+        Err(e @ IngestError::Disabled(_)) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "story_disabled",
+                e.to_string(),
+            ))
+        }
         Err(IngestError::Store(e)) => return Err(e.into()),
     };
     let ids = json!({"event_id": ingested.event_id, "run_id": ingested.run_id});

@@ -7,6 +7,8 @@
 //!
 //! Architecture invariant: this is the only crate that names a database library.
 
+mod ops;
+pub mod postgres;
 mod security;
 pub mod sqlite;
 mod stats;
@@ -101,6 +103,17 @@ pub struct StartRun {
     pub idempotency_key: Option<String>,
     /// Who started it.
     pub started_by: Option<String>,
+    /// A `story` agent's job waiting for this run: woken when `exit` emits or the run ends.
+    pub parent: Option<ParentLink>,
+}
+
+/// The job of a `story` agent that waits for a child run.
+#[derive(Clone, Debug)]
+pub struct ParentLink {
+    /// The waiting job.
+    pub job_id: JobId,
+    /// The child story's agent whose event is the result.
+    pub exit_agent: String,
 }
 
 /// What starting a run did.
@@ -149,6 +162,9 @@ pub enum Finished {
     Applied {
         /// The run's final status, if it just ended.
         run_ended: Option<RunStatus>,
+        /// A parent `story` agent's job made due now (its child's exit agent emitted, or
+        /// the child run ended).
+        woke: Option<JobId>,
     },
     /// The job had already been finished (a redelivery): nothing was written.
     AlreadyFinished,
@@ -167,6 +183,8 @@ pub struct Reschedule {
     pub started_at: Option<Timestamp>,
     /// The last try's error.
     pub error: Option<String>,
+    /// The agent asked to be woken (a second phase), rather than a retry after a failure.
+    pub resume: bool,
 }
 
 /// A job waiting to run, with what a worker needs to find its input.
@@ -188,6 +206,8 @@ pub struct QueuedJob {
     pub due_at: Timestamp,
     /// When its run started.
     pub run_started_at: Timestamp,
+    /// Whether the agent asked to be woken (its second phase).
+    pub resumed: bool,
 }
 
 /// A shared value for templates.
@@ -201,6 +221,38 @@ pub struct Resource {
     pub updated_at: Timestamp,
 }
 
+/// What one pruning pass deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Runs.
+    pub runs: usize,
+    /// Events.
+    pub events: usize,
+    /// Jobs.
+    pub jobs: usize,
+}
+
+/// Whose state: a story's agent.
+#[derive(Clone, Debug)]
+pub struct StateScope {
+    /// Story.
+    pub story: Arc<str>,
+    /// Agent.
+    pub agent: Arc<str>,
+}
+
+/// What adding to an `implode` group did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImplodeAdd {
+    /// The group is complete: its items (JSON text) in arrival order.
+    Complete(Vec<String>),
+    /// The group is still open; `opened` when this item started it.
+    Pending {
+        /// This item opened the group.
+        opened: bool,
+    },
+}
+
 /// Filter and page of `runs list`.
 #[derive(Clone, Debug, Default)]
 pub struct RunQuery {
@@ -212,6 +264,17 @@ pub struct RunQuery {
     pub before: Option<RunId>,
     /// Page size.
     pub limit: usize,
+}
+
+/// How many runs of one story with one status started in a window.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RunCount {
+    /// Story.
+    pub story: String,
+    /// Status now.
+    pub status: RunStatus,
+    /// Runs.
+    pub count: u64,
 }
 
 /// The embedded or scaled-out store.
@@ -241,6 +304,18 @@ pub trait Store: Send + Sync + 'static {
     /// Events stored after `seq`, oldest first.
     async fn events_after(&self, seq: i64, story: Option<&str>, limit: usize)
         -> Result<Vec<Event>>;
+    /// Runs started at or after `since`, counted by story and status (an index range over
+    /// the time-ordered run ids: the cost follows the runs in the window, not the history).
+    async fn run_counts(&self, since: Timestamp) -> Result<Vec<RunCount>>;
+    /// The latest events of one agent of a story, newest first, with a sequence number below
+    /// `before` (keyset pagination), at most `limit`.
+    async fn agent_events(
+        &self,
+        story: &str,
+        agent: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Event>>;
     /// The highest event sequence number (0 when empty).
     async fn last_event_seq(&self) -> Result<i64>;
     /// Queued jobs, ordered by (due time, id), after the keyset position `after` and due by
@@ -253,6 +328,52 @@ pub trait Store: Send + Sync + 'static {
         until: Option<Timestamp>,
         limit: usize,
     ) -> Result<Vec<QueuedJob>>;
+    /// One job.
+    async fn job(&self, id: JobId) -> Result<Option<QueuedJob>>;
+    /// The latest event of `agent` in a run.
+    async fn latest_event(&self, run_id: RunId, agent: &str) -> Result<Option<Event>>;
+
+    /// Lets an event through a `deduplicate`/`throttle` window when fewer than `limit`
+    /// events passed for `key` since `now - window`; a job admitted before is admitted again.
+    async fn admit(
+        &self,
+        scope: &StateScope,
+        key: &str,
+        job: JobId,
+        now: Timestamp,
+        window: std::time::Duration,
+        limit: u32,
+    ) -> Result<bool>;
+    /// Adds an event to an `implode` group; completes the group when it holds `size`.
+    async fn implode_add(
+        &self,
+        scope: &StateScope,
+        key: &str,
+        job: JobId,
+        now: Timestamp,
+        item: Arc<str>,
+        size: usize,
+    ) -> Result<ImplodeAdd>;
+    /// Closes the open group containing `job`'s item, if it is still open.
+    async fn implode_flush(
+        &self,
+        scope: &StateScope,
+        key: &str,
+        job: JobId,
+    ) -> Result<Option<Vec<String>>>;
+
+    /// The greatest idempotency key of `story` that starts with `prefix` (schedules record
+    /// their ticks as `schedule:AGENT:TIME`, so this is the last tick fired).
+    async fn last_idempotency_key(&self, story: &str, prefix: &str) -> Result<Option<String>>;
+    /// Switches a story on or off (persisted across restarts and reloads).
+    async fn set_story_enabled(&self, story: &str, enabled: bool) -> Result<()>;
+    /// The stories switched off.
+    async fn disabled_stories(&self) -> Result<Vec<String>>;
+    /// Deletes up to `max_runs` finished runs that ended before `before`, with their events
+    /// and jobs, plus expired webhook idempotency keys and agent state. Running runs (and so
+    /// pending delays and retries) are never touched.
+    async fn prune(&self, before: Timestamp, max_runs: usize) -> Result<Pruned>;
+
     /// Sets a shared value for templates.
     async fn set_resource(&self, name: &str, value: &str) -> Result<()>;
     /// Removes a shared value; whether it existed.

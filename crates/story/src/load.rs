@@ -452,6 +452,7 @@ fn build_agent(
         ok = false;
     }
     let mut bcx = BuildContext::new(compiler);
+    bcx.timeout = common.timeout;
     let condition = common
         .condition
         .as_ref()

@@ -28,6 +28,15 @@ macro_rules! id_type {
             pub fn from_slice(bytes: &[u8]) -> Option<Self> {
                 Uuid::from_slice(bytes).ok().map(Self)
             }
+            /// The smallest id that can be made at or after `at`: UUIDv7 ids begin with
+            /// their creation time in milliseconds, so `id >= first_at(t)` selects by time
+            /// with an index range.
+            pub fn first_at(at: crate::Timestamp) -> Self {
+                let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+                let mut bytes = [0u8; 16];
+                bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+                Self(Uuid::from_bytes(bytes))
+            }
         }
 
         impl Default for $name {
@@ -63,3 +72,17 @@ id_type!(
     /// Identifies one delivery of an event to one agent (one agent execution).
     JobId
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_at_bounds_ids_by_creation_time() {
+        let before = crate::now();
+        let id = RunId::new();
+        assert!(RunId::first_at(before) <= id);
+        assert!(RunId::first_at(crate::now() + chrono::Duration::seconds(1)) > id);
+        assert_eq!(RunId::first_at(crate::from_micros(0)).0, Uuid::nil());
+    }
+}

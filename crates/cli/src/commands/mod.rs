@@ -1,5 +1,6 @@
 //! One module per group of commands.
 
+pub mod migrate;
 pub mod ops;
 pub mod security;
 pub mod serve;

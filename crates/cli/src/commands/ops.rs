@@ -21,6 +21,16 @@ pub enum StoryCommand {
         /// Story name.
         name: String,
     },
+    /// Let a story take events again.
+    Enable {
+        /// Story name.
+        name: String,
+    },
+    /// Refuse a story's events (webhooks answer 409, schedules do not fire) until enabled.
+    Disable {
+        /// Story name.
+        name: String,
+    },
 }
 
 /// `runs …`
@@ -179,9 +189,14 @@ pub async fn story(client: &Client, cmd: StoryCommand, json: bool) -> anyhow::Re
                         ]
                     })
                     .collect();
-                table(&["NAME", "AGENTS", "WEBHOOKS", "DESCRIPTION"], &rows);
+                table(
+                    &["NAME", "STATE", "AGENTS", "WEBHOOKS", "DESCRIPTION"],
+                    &rows,
+                );
             }
         }
+        StoryCommand::Enable { name } => switch(client, &name, true, json).await?,
+        StoryCommand::Disable { name } => switch(client, &name, false, json).await?,
         StoryCommand::Show { name } => {
             let v = client.get(&format!("/stories/{}", enc(&name))).await?;
             if json {
@@ -216,6 +231,23 @@ pub async fn story(client: &Client, cmd: StoryCommand, json: bool) -> anyhow::Re
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn switch(client: &Client, name: &str, enabled: bool, json: bool) -> anyhow::Result<()> {
+    let action = if enabled { "enable" } else { "disable" };
+    let v = client
+        .call(
+            Method::POST,
+            &format!("/stories/{}/{action}", enc(name)),
+            None,
+        )
+        .await?;
+    if json {
+        print_json(&v);
+    } else {
+        println!("story {name} {action}d");
+    }
+    Ok(())
 }
 
 /// `switchyard runs …`.

@@ -1,18 +1,23 @@
 //! `credential …`, `token …`, `audit list`: admin commands. Credentials and the audit log go
-//! through the API; tokens may also be written to a stopped server's data directory
-//! (`--data`), which is how the first admin token is made.
+//! through the API; tokens may also be written to the store directly (a stopped server's
+//! data directory with `--data`, or a PostgreSQL database with `--database-url`), which is
+//! how the first admin token is made.
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{json, Value};
 use switchyard_server::auth::{create_token, Role};
+use switchyard_store::postgres::{PgConfig, PgStore};
 use switchyard_store::sqlite::{OpenError, SqliteConfig, SqliteStore};
 use switchyard_store::Store;
+
+use super::serve::redact_url;
 
 use crate::client::{enc, Client};
 use crate::output::{pretty, table, text, time};
@@ -62,25 +67,53 @@ pub enum TokenCommand {
         /// A name saying who or what uses it.
         #[arg(long)]
         name: Option<String>,
-        /// Write to this data directory directly instead of asking a server (the server must
-        /// be stopped): how the first admin token is made.
-        #[arg(long, value_name = "DIR")]
-        data: Option<PathBuf>,
+        #[command(flatten)]
+        direct: DirectStore,
     },
     /// Tokens: ids, names, roles, dates (never the tokens).
     List {
-        /// Read this data directory directly (the server must be stopped).
-        #[arg(long, value_name = "DIR")]
-        data: Option<PathBuf>,
+        #[command(flatten)]
+        direct: DirectStore,
     },
     /// Revoke a token by id, or every active token with this name.
     Revoke {
         /// Token id (`tok_…`) or name.
         id: String,
-        /// Write to this data directory directly (the server must be stopped).
-        #[arg(long, value_name = "DIR")]
-        data: Option<PathBuf>,
+        #[command(flatten)]
+        direct: DirectStore,
     },
+}
+
+/// Where `token` commands reach the store without a server: how the first admin token is
+/// made. Without either, they ask the server's API.
+#[derive(Debug, Args)]
+pub struct DirectStore {
+    /// Use this SQLite data directory directly instead of asking a server (the server must
+    /// be stopped).
+    #[arg(long, value_name = "DIR", conflicts_with = "database_url")]
+    data: Option<PathBuf>,
+    /// Use this PostgreSQL database directly instead of asking a server
+    /// (`postgres://user:password@host:5432/db`; servers may keep running).
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+impl DirectStore {
+    /// The store named by `--data` or `--database-url`, if either was given.
+    async fn open(&self) -> anyhow::Result<Option<Arc<dyn Store>>> {
+        if let Some(dir) = &self.data {
+            return Ok(Some(Arc::new(open_store(dir)?)));
+        }
+        if let Some(url) = &self.database_url {
+            let store = PgStore::connect(PgConfig::new(url))
+                .await
+                .with_context(|| {
+                    format!("cannot open the PostgreSQL store at {}", redact_url(url))
+                })?;
+            return Ok(Some(Arc::new(store)));
+        }
+        Ok(None)
+    }
 }
 
 /// `audit …`
@@ -253,12 +286,12 @@ pub async fn token(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     match cmd {
-        TokenCommand::Create { role, name, data } => {
-            let v = match data {
-                Some(dir) => {
-                    let store = open_store(&dir)?;
+        TokenCommand::Create { role, name, direct } => {
+            let v = match direct.open().await? {
+                Some(store) => {
                     let role = Role::parse(&role).context("unknown role")?;
-                    let (record, token) = create_token(&store, role, name.as_deref()).await?;
+                    let (record, token) =
+                        create_token(store.as_ref(), role, name.as_deref()).await?;
                     json!({"id": record.id, "name": record.name, "role": record.role,
                            "created_at": record.created_at, "token": token})
                 }
@@ -284,9 +317,9 @@ pub async fn token(
                 println!("{}", text(&v["token"]));
             }
         }
-        TokenCommand::List { data } => {
-            let v = match data {
-                Some(dir) => json!({"tokens": open_store(&dir)?.tokens().await?}),
+        TokenCommand::List { direct } => {
+            let v = match direct.open().await? {
+                Some(store) => json!({"tokens": store.tokens().await?}),
                 None => client()?.get("/tokens").await?,
             };
             if json {
@@ -306,10 +339,10 @@ pub async fn token(
                 table(&["ID", "NAME", "ROLE", "CREATED", "REVOKED"], &rows);
             }
         }
-        TokenCommand::Revoke { id, data } => {
-            match data {
-                Some(dir) => {
-                    if open_store(&dir)?.revoke_token(&id).await? == 0 {
+        TokenCommand::Revoke { id, direct } => {
+            match direct.open().await? {
+                Some(store) => {
+                    if store.revoke_token(&id).await? == 0 {
                         bail!("no active token `{id}`");
                     }
                 }

@@ -11,7 +11,9 @@ use clap::{Args, ValueEnum};
 use switchyard_agents::{Services, ServicesConfig};
 use switchyard_engine::{Engine, EngineConfig};
 use switchyard_server::AppState;
+use switchyard_store::postgres::{PgConfig, PgStore};
 use switchyard_store::sqlite::{Durability, SqliteConfig, SqliteStore};
+use switchyard_store::Store;
 
 /// Options of `serve`.
 #[derive(Debug, Args)]
@@ -22,14 +24,15 @@ pub struct ServeArgs {
     /// Directory of action packs.
     #[arg(long, default_value = "./packs")]
     packs: PathBuf,
-    /// Directory of the embedded SQLite store.
+    /// Directory of the embedded SQLite store (unused with --database-url).
     #[arg(long, default_value = "./data")]
     data: PathBuf,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8700")]
     listen: SocketAddr,
-    /// PostgreSQL URL: use the scaled-out store instead of SQLite.
-    #[arg(long, env = "SWITCHYARD_DATABASE_URL")]
+    /// PostgreSQL URL (`postgres://user:password@host:5432/db`): use the scaled-out store
+    /// instead of SQLite. Migrations are applied on start.
+    #[arg(long, env = "SWITCHYARD_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     /// RabbitMQ URL: use the scaled-out queue.
     #[arg(long, env = "SWITCHYARD_AMQP_URL")]
@@ -37,6 +40,10 @@ pub struct ServeArgs {
     /// Serve the API and webhooks without running agents.
     #[arg(long)]
     no_workers: bool,
+    /// Let `command` agents run programs (refused otherwise). Commands run as the server's
+    /// user with only PATH, HOME and LANG from its environment, plus the agent's `env`.
+    #[arg(long)]
+    allow_commands: bool,
     /// Agent executions at once.
     #[arg(long, default_value_t = 256)]
     concurrency: usize,
@@ -46,6 +53,9 @@ pub struct ServeArgs {
     /// SQLite sync on commit: `full` survives power loss, `normal` only process crashes.
     #[arg(long, value_enum, default_value_t = SyncMode::Full)]
     sqlite_sync: SyncMode,
+    /// Prune finished runs older than this (`0` keeps everything).
+    #[arg(long, default_value = "30d")]
+    retention: switchyard_types::Duration,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -84,8 +94,8 @@ pub fn init_logging(format: LogFormat) {
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format);
-    if args.database_url.is_some() || args.amqp_url.is_some() {
-        bail!("the PostgreSQL and RabbitMQ backends are not available in this build yet; run without --database-url/--amqp-url to use the embedded store");
+    if args.amqp_url.is_some() {
+        bail!("the RabbitMQ queue is not available in this build yet; run without --amqp-url (with --database-url alone, jobs are queued in this process)");
     }
     if !args.stories.is_dir() {
         bail!(
@@ -93,26 +103,54 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             args.stories.display()
         );
     }
-    let mut store_config = SqliteConfig::new(&args.data);
-    store_config.durability = match args.sqlite_sync {
-        SyncMode::Full => Durability::Full,
-        SyncMode::Normal => Durability::Normal,
+    let (store, store_name): (Arc<dyn Store>, String) = match &args.database_url {
+        Some(url) => {
+            let shown = redact_url(url);
+            let store = PgStore::connect(PgConfig::new(url))
+                .await
+                .with_context(|| format!("cannot open the PostgreSQL store at {shown}"))?;
+            (Arc::new(store), shown)
+        }
+        None => {
+            let mut store_config = SqliteConfig::new(&args.data);
+            store_config.durability = match args.sqlite_sync {
+                SyncMode::Full => Durability::Full,
+                SyncMode::Normal => Durability::Normal,
+            };
+            let store = SqliteStore::open(store_config)
+                .with_context(|| format!("cannot open the store in {}", args.data.display()))?;
+            (Arc::new(store), args.data.display().to_string())
+        }
     };
-    let store = SqliteStore::open(store_config)
-        .with_context(|| format!("cannot open the store in {}", args.data.display()))?;
-    let keyring = args.security.keyring(&store, &args.data).await?;
-    let auth = super::serve_security::api_auth(&store, args.listen, &args.data).await?;
+    let keyring = args.security.keyring(store.as_ref(), &args.data).await?;
+    let store_hint = match &args.database_url {
+        Some(_) => "--database-url URL".to_string(),
+        None => format!("--data {}", args.data.display()),
+    };
+    let auth = super::serve_security::api_auth(store.as_ref(), args.listen, &store_hint).await?;
     let services = Services::new(ServicesConfig {
         network: args.security.network_policy()?,
+        allow_commands: args.allow_commands,
         ..ServicesConfig::default()
     })
     .context("cannot build the HTTP client")?;
+    if args.allow_commands {
+        tracing::warn!("command agents are allowed: stories can run programs as this user");
+    }
     let mut config = EngineConfig::new(&args.stories);
     config.keyring = Some(Arc::new(keyring));
     config.run_workers = !args.no_workers;
     config.concurrency = args.concurrency.max(1);
     config.max_queued = args.max_queued.max(1);
-    let (engine, report) = Engine::start(config, Arc::new(store), services)
+    config.retention = if args.retention.std().is_zero() {
+        tracing::warn!(
+            "--retention 0: history is kept forever and the store will grow without bound"
+        );
+        None
+    } else {
+        Some(args.retention.std())
+    };
+    let (engine, report) = Engine::start(config, store, services)
         .await
         .context("cannot start the engine")?;
     let stories = engine.catalog().stories().len();
@@ -129,14 +167,32 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(
         listen = %args.listen,
         stories,
-        data = %args.data.display(),
+        store = %store_name,
         workers = !args.no_workers,
         "switchyard is serving: webhooks at http://{}/webhook/STORY/PATH",
         args.listen
     );
-    let app = switchyard_server::app(AppState::new(engine.clone(), auth));
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            30.0,
+        ])
+        .and_then(|b| b.install_recorder())
+        .map_err(|e| tracing::warn!(error = %e, "metrics are disabled"))
+        .ok();
+    let state = AppState::new(engine.clone(), auth).with_metrics(metrics);
+    let closing = state.shutdown.clone();
+    super::serve_security::watch_tokens(
+        Arc::clone(&state.auth),
+        Arc::clone(engine.store()),
+        closing.clone().cancelled_owned(),
+    );
+    let app = switchyard_server::app(state);
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            closing.cancel();
+        })
         .await
         .context("the HTTP server failed")?;
     tracing::info!("shutting down");
@@ -162,5 +218,42 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+/// `url` with its password replaced by `***`, for logs and messages.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}{}:***{}",
+            &url[..scheme_end],
+            &authority[..colon],
+            &rest[at..]
+        ),
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(
+            redact_url("postgres://sy:s3cret@db:5432/switchyard"),
+            "postgres://sy:***@db:5432/switchyard"
+        );
+        assert_eq!(
+            redact_url("postgres://sy@db/switchyard"),
+            "postgres://sy@db/switchyard"
+        );
+        assert_eq!(redact_url("not a url"), "not a url");
     }
 }

@@ -101,10 +101,11 @@ impl ServeSecurityArgs {
 
 /// Whether the API needs tokens: always, except on a loopback address while no token
 /// exists. On any other address without tokens, `serve` refuses to start.
+/// `store_hint` names the store for the message (`--data DIR`, `--database-url URL`).
 pub async fn api_auth(
     store: &dyn Store,
     listen: SocketAddr,
-    data: &Path,
+    store_hint: &str,
 ) -> anyhow::Result<Arc<Auth>> {
     let active = active_tokens(store).await?;
     let loopback = listen.ip().is_loopback();
@@ -113,9 +114,8 @@ pub async fn api_auth(
             bail!(
                 "serving on {listen} (not a loopback address) requires API tokens, and none exist. \
                  Create an admin token first, while the server is stopped:\n  \
-                 switchyard token create --role admin --name NAME --data {}\n\
-                 then start the server again and pass the token with --token or SWITCHYARD_TOKEN.",
-                data.display()
+                 switchyard token create --role admin --name NAME {store_hint}\n\
+                 then start the server again and pass the token with --token or SWITCHYARD_TOKEN."
             );
         }
         tracing::warn!(
@@ -126,4 +126,31 @@ pub async fn api_auth(
         tracing::info!(tokens = active, "the API requires a bearer token");
     }
     Ok(Arc::new(Auth::new(loopback, active)))
+}
+
+/// While the API runs open, re-counts the tokens now and then, so that a token written to
+/// the store by another process (`token create --database-url`) closes it within seconds.
+/// Ends when `stop` completes (the server shuts down).
+pub fn watch_tokens(
+    auth: Arc<Auth>,
+    store: Arc<dyn Store>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    if !auth.is_open() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        tokio::pin!(stop);
+        while auth.is_open() {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = auth.recount(store.as_ref()).await {
+                tracing::warn!(error = %e, "could not count the API tokens");
+            }
+        }
+        tracing::info!("an API token exists now: the API requires tokens");
+    });
 }

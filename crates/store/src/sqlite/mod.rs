@@ -7,6 +7,7 @@
 
 mod rows;
 mod security;
+mod views;
 mod writer;
 
 use std::fs::File;
@@ -18,20 +19,24 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use switchyard_types::{Event, EventId, Job, JobId, Run, RunId, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::ops::{SecurityOp, WriteOp, WriteReply};
 use crate::{
-    ApiToken, AuditEntry, CommitStats, CommitStatsSnapshot, Error, FinishJob, Finished, NewJob,
-    QueuedJob, Reschedule, Resource, Result, RunQuery, StartRun, Started, Store, StoredCredential,
+    ApiToken, AuditEntry, CommitStats, CommitStatsSnapshot, Error, FinishJob, Finished, ImplodeAdd,
+    NewJob, Pruned, QueuedJob, Reschedule, Resource, Result, RunCount, RunQuery, StartRun, Started,
+    StateScope, Store, StoredCredential,
 };
 use rows::{
     event_from_row, job_from_row, micros, queued_from_row, run_from_row, EVENT_COLUMNS,
     JOB_COLUMNS, RUN_COLUMNS,
 };
-use security::SecurityOp;
-use writer::{WriteOp, WriteReply, WriteRequest};
+use writer::WriteRequest;
 
+/// Migrations in order; `PRAGMA user_version` counts those applied.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../../migrations/sqlite/0001_init.sql"),
-    include_str!("../../../../migrations/sqlite/0002_security.sql"),
+    include_str!("../../../../migrations/sqlite/0003_operations.sql"),
+    include_str!("../../../../migrations/sqlite/0004_events_by_agent.sql"),
+    include_str!("../../../../migrations/sqlite/0005_security.sql"),
 ];
 
 /// How hard SQLite syncs on commit.
@@ -372,6 +377,25 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn run_counts(&self, since: Timestamp) -> Result<Vec<RunCount>> {
+        self.readers
+            .with(move |c| views::run_counts(c, since))
+            .await
+    }
+
+    async fn agent_events(
+        &self,
+        story: &str,
+        agent: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        let (story, agent) = (story.to_string(), agent.to_string());
+        self.readers
+            .with(move |c| views::agent_events(c, &story, &agent, before, limit))
+            .await
+    }
+
     async fn last_event_seq(&self) -> Result<i64> {
         self.readers
             .with(|c| c.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0)))
@@ -387,7 +411,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<QueuedJob>> {
         self.readers
             .with(move |c| {
-                let sql = "SELECT j.id, j.run_id, j.story, j.agent, j.input_event_id, j.attempts, j.due_at, r.started_at
+                let sql = "SELECT j.id, j.run_id, j.story, j.agent, j.input_event_id, j.attempts, j.due_at, r.started_at, j.resumed
                      FROM jobs j JOIN runs r ON r.id = j.run_id
                      WHERE j.state = 'queued' AND j.deferred = ?1 AND (j.due_at, j.id) > (?2, ?3) AND j.due_at <= ?4
                      ORDER BY j.due_at, j.id LIMIT ?5";
@@ -405,6 +429,154 @@ impl Store for SqliteStore {
                 rows.collect()
             })
             .await
+    }
+
+    async fn job(&self, id: JobId) -> Result<Option<QueuedJob>> {
+        self.readers
+            .with(move |c| {
+                c.prepare_cached(
+                    "SELECT j.id, j.run_id, j.story, j.agent, j.input_event_id, j.attempts, j.due_at, r.started_at, j.resumed, j.state
+                     FROM jobs j JOIN runs r ON r.id = j.run_id WHERE j.id = ?1",
+                )?
+                .query_row([id.as_bytes().as_slice()], |r| {
+                    let state: String = r.get(9)?;
+                    Ok((queued_from_row(r)?, state))
+                })
+                .optional()
+            })
+            .await
+            .map(|o| o.and_then(|(j, state)| (state == "queued").then_some(j)))
+    }
+
+    async fn latest_event(&self, run_id: RunId, agent: &str) -> Result<Option<Event>> {
+        let agent = agent.to_string();
+        self.readers
+            .with(move |c| {
+                c.prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE run_id = ?1 AND agent = ?2 AND kind = 'event' ORDER BY seq DESC LIMIT 1"
+                ))?
+                .query_row(params![run_id.as_bytes().as_slice(), agent], event_from_row)
+                .optional()
+            })
+            .await
+    }
+
+    async fn admit(
+        &self,
+        scope: &StateScope,
+        key: &str,
+        job: JobId,
+        now: Timestamp,
+        window: std::time::Duration,
+        limit: u32,
+    ) -> Result<bool> {
+        let op = WriteOp::Admit {
+            scope: scope.clone(),
+            key: key.to_string(),
+            job,
+            now: micros(now),
+            window_micros: i64::try_from(window.as_micros()).unwrap_or(i64::MAX),
+            limit,
+        };
+        match self.write(op).await? {
+            WriteReply::Admitted(b) => Ok(b),
+            _ => Err(Error::Corrupt("unexpected writer reply".into())),
+        }
+    }
+
+    async fn implode_add(
+        &self,
+        scope: &StateScope,
+        key: &str,
+        job: JobId,
+        now: Timestamp,
+        item: Arc<str>,
+        size: usize,
+    ) -> Result<ImplodeAdd> {
+        if item.len() > self.max_event_bytes {
+            return Err(Error::TooLarge {
+                size: item.len(),
+                limit: self.max_event_bytes,
+            });
+        }
+        let op = WriteOp::ImplodeAdd {
+            scope: scope.clone(),
+            key: key.to_string(),
+            job,
+            now: micros(now),
+            item,
+            size,
+        };
+        match self.write(op).await? {
+            WriteReply::Imploded(r) => Ok(r),
+            _ => Err(Error::Corrupt("unexpected writer reply".into())),
+        }
+    }
+
+    async fn implode_flush(
+        &self,
+        scope: &StateScope,
+        key: &str,
+        job: JobId,
+    ) -> Result<Option<Vec<String>>> {
+        match self
+            .write(WriteOp::ImplodeFlush {
+                scope: scope.clone(),
+                key: key.to_string(),
+                job,
+            })
+            .await?
+        {
+            WriteReply::Flushed(r) => Ok(r),
+            _ => Err(Error::Corrupt("unexpected writer reply".into())),
+        }
+    }
+
+    async fn last_idempotency_key(&self, story: &str, prefix: &str) -> Result<Option<String>> {
+        let (story, prefix) = (story.to_string(), prefix.to_string());
+        self.readers
+            .with(move |c| {
+                // Keys starting with `prefix` sort in [prefix, prefix + U+FFFF).
+                let upper = format!("{prefix}\u{ffff}");
+                c.prepare_cached(
+                    "SELECT key FROM webhook_deliveries WHERE story = ?1 AND key >= ?2 AND key < ?3 ORDER BY key DESC LIMIT 1",
+                )?
+                .query_row(params![story, prefix, upper], |r| r.get(0))
+                .optional()
+            })
+            .await
+    }
+
+    async fn set_story_enabled(&self, story: &str, enabled: bool) -> Result<()> {
+        let at = switchyard_types::now().timestamp_micros();
+        self.write(WriteOp::SetStoryEnabled(story.to_string(), enabled, at))
+            .await
+            .map(|_| ())
+    }
+
+    async fn disabled_stories(&self) -> Result<Vec<String>> {
+        self.readers
+            .with(|c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT story FROM story_settings WHERE enabled = 0 ORDER BY story",
+                )?;
+                let rows = stmt.query_map([], |r| r.get(0))?;
+                rows.collect()
+            })
+            .await
+    }
+
+    async fn prune(&self, before: Timestamp, max_runs: usize) -> Result<Pruned> {
+        match self
+            .write(WriteOp::Prune {
+                before: micros(before),
+                max_runs,
+            })
+            .await?
+        {
+            WriteReply::Pruned(p) => Ok(p),
+            _ => Err(Error::Corrupt("unexpected writer reply".into())),
+        }
     }
 
     async fn set_resource(&self, name: &str, value: &str) -> Result<()> {

@@ -110,5 +110,6 @@ pub fn queued_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedJob> {
         attempts: row.get(5)?,
         due_at: time(row, 6)?,
         run_started_at: time(row, 7)?,
+        resumed: row.get(8)?,
     })
 }

@@ -4,18 +4,10 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use switchyard_types::from_micros;
 
 use super::rows::micros;
-use super::writer::WriteReply;
+use crate::ops::{SecurityOp, WriteReply};
 use crate::{ApiToken, AuditEntry, StoredCredential};
 
-/// Writes, applied by the single writer thread.
-pub enum SecurityOp {
-    PutCredentials(Vec<StoredCredential>),
-    DeleteCredential(String),
-    CreateToken(ApiToken),
-    RevokeToken(String, i64),
-    RecordAudit(AuditEntry),
-}
-
+/// Applies a security write (on the single writer thread).
 pub fn apply(tx: &Connection, op: &SecurityOp) -> rusqlite::Result<WriteReply> {
     match op {
         SecurityOp::PutCredentials(all) => {
@@ -170,114 +162,4 @@ pub fn audit(
         },
     )?;
     rows.collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::sqlite::{SqliteConfig, SqliteStore};
-    use crate::{ApiToken, AuditEntry, Store, StoredCredential};
-
-    fn credential(name: &str, key_id: &str, created: i64) -> StoredCredential {
-        StoredCredential {
-            name: name.into(),
-            key_id: key_id.into(),
-            nonce: vec![1; 24],
-            ciphertext: vec![2; 40],
-            allowed_hosts: vec!["api.github.com".into()],
-            created_at: switchyard_types::from_micros(created),
-            updated_at: switchyard_types::from_micros(created),
-        }
-    }
-
-    #[tokio::test]
-    async fn credentials_upsert_keep_creation_time_and_delete() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(SqliteConfig::new(dir.path())).unwrap();
-        store
-            .put_credentials(vec![credential("a", "k1", 10), credential("b", "k1", 10)])
-            .await
-            .unwrap();
-        let mut again = credential("a", "k2", 99);
-        again.allowed_hosts.clear();
-        store.put_credentials(vec![again]).await.unwrap();
-        let all = store.credentials().await.unwrap();
-        assert_eq!(all.len(), 2);
-        assert_eq!(all[0].name, "a");
-        assert_eq!(all[0].key_id, "k2");
-        assert_eq!(
-            all[0].created_at.timestamp_micros(),
-            10,
-            "creation time kept"
-        );
-        assert_eq!(all[0].updated_at.timestamp_micros(), 99);
-        assert!(all[0].allowed_hosts.is_empty());
-        assert_eq!(all[1].allowed_hosts, ["api.github.com"]);
-        assert!(store.delete_credential("a").await.unwrap());
-        assert!(!store.delete_credential("a").await.unwrap());
-        assert_eq!(store.credentials().await.unwrap().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn tokens_are_found_by_hash_and_revoked_by_id_or_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(SqliteConfig::new(dir.path())).unwrap();
-        for (id, name, hash) in [("t1", "ci", 1u8), ("t2", "ops", 2), ("t3", "ops", 3)] {
-            store
-                .create_token(ApiToken {
-                    id: id.into(),
-                    name: name.into(),
-                    role: "viewer".into(),
-                    hash: vec![hash; 32],
-                    created_at: switchyard_types::now(),
-                    revoked_at: None,
-                })
-                .await
-                .unwrap();
-        }
-        let t = store.token_by_hash(&[2; 32]).await.unwrap().unwrap();
-        assert_eq!(t.id, "t2");
-        assert!(store.token_by_hash(&[9; 32]).await.unwrap().is_none());
-        assert_eq!(store.revoke_token("t1").await.unwrap(), 1);
-        assert_eq!(store.revoke_token("ops").await.unwrap(), 2);
-        assert_eq!(
-            store.revoke_token("ops").await.unwrap(),
-            0,
-            "already revoked"
-        );
-        assert!(store
-            .tokens()
-            .await
-            .unwrap()
-            .iter()
-            .all(|t| t.revoked_at.is_some()));
-    }
-
-    #[tokio::test]
-    async fn audit_pages_newest_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(SqliteConfig::new(dir.path())).unwrap();
-        for i in 0..5 {
-            store
-                .record_audit(AuditEntry {
-                    seq: 0,
-                    at: switchyard_types::now(),
-                    token_id: None,
-                    token_name: Some("ci".into()),
-                    role: Some("admin".into()),
-                    action: "resource.set".into(),
-                    target: format!("r{i}"),
-                    outcome: "ok".into(),
-                })
-                .await
-                .unwrap();
-        }
-        let page = store.audit(None, 2).await.unwrap();
-        assert_eq!(
-            page.iter().map(|e| e.target.as_str()).collect::<Vec<_>>(),
-            ["r4", "r3"]
-        );
-        let next = store.audit(Some(page[1].seq), 10).await.unwrap();
-        assert_eq!(next.len(), 3);
-        assert_eq!(next[0].target, "r2");
-    }
 }

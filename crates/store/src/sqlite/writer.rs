@@ -9,31 +9,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use switchyard_types::{EventId, JobState, RunId, RunStatus};
+use switchyard_types::{EventId, JobId, JobState, RunId, RunStatus};
 use tokio::sync::{mpsc, oneshot};
 
 use super::rows::micros;
+use crate::ops::{WriteOp, WriteReply};
 use crate::{
-    CommitStats, Error, FinishJob, Finished, NewEvent, NewJob, Reschedule, Result, StartRun,
-    Started,
+    CommitStats, Error, FinishJob, Finished, ImplodeAdd, NewEvent, NewJob, Pruned, Result,
+    StartRun, Started, StateScope,
 };
-
-pub enum WriteOp {
-    Start(StartRun),
-    Finish(FinishJob),
-    Reschedule(Reschedule),
-    Replay(RunId, Vec<NewJob>),
-    SetResource(String, String, i64),
-    DeleteResource(String),
-    Security(super::security::SecurityOp),
-}
-
-pub enum WriteReply {
-    Started(Started),
-    Finished(Finished),
-    Done,
-    Changed(usize),
-}
 
 pub struct WriteRequest {
     pub op: WriteOp,
@@ -57,7 +41,10 @@ pub fn run(
         }
         let started = Instant::now();
         let results = apply_batch(&mut conn, &batch);
-        stats.record(batch.len(), started.elapsed().as_micros() as u64);
+        let took = started.elapsed();
+        stats.record(batch.len(), took.as_micros() as u64);
+        metrics::histogram!("switchyard_store_commit_seconds").record(took.as_secs_f64());
+        metrics::histogram!("switchyard_store_batch_size").record(batch.len() as f64);
         for (req, result) in batch.drain(..).zip(results) {
             let _ = req.reply.send(result);
         }
@@ -102,7 +89,8 @@ fn apply(tx: &Connection, op: &WriteOp) -> rusqlite::Result<WriteReply> {
         WriteOp::Finish(f) => finish_job(tx, f).map(WriteReply::Finished),
         WriteOp::Reschedule(r) => {
             tx.prepare_cached(
-                "UPDATE jobs SET attempts = ?2, due_at = ?3, deferred = 1, started_at = COALESCE(?4, started_at), error = ?5
+                "UPDATE jobs SET attempts = ?2, due_at = ?3, deferred = 1, started_at = COALESCE(?4, started_at), error = ?5,
+                    resumed = ?6
                  WHERE id = ?1 AND state = 'queued'",
             )?
             .execute(params![
@@ -110,7 +98,8 @@ fn apply(tx: &Connection, op: &WriteOp) -> rusqlite::Result<WriteReply> {
                 r.attempts,
                 micros(r.due_at),
                 r.started_at.map(micros),
-                r.error
+                r.error,
+                r.resume
             ])?;
             Ok(WriteReply::Done)
         }
@@ -130,6 +119,36 @@ fn apply(tx: &Connection, op: &WriteOp) -> rusqlite::Result<WriteReply> {
             )?
             .execute(params![name, value, at])?;
             Ok(WriteReply::Done)
+        }
+        WriteOp::Admit {
+            scope,
+            key,
+            job,
+            now,
+            window_micros,
+            limit,
+        } => admit(tx, scope, key, *job, *now, *window_micros, *limit).map(WriteReply::Admitted),
+        WriteOp::ImplodeAdd {
+            scope,
+            key,
+            job,
+            now,
+            item,
+            size,
+        } => implode_add(tx, scope, key, *job, *now, item, *size).map(WriteReply::Imploded),
+        WriteOp::ImplodeFlush { scope, key, job } => {
+            implode_flush(tx, scope, key, *job).map(WriteReply::Flushed)
+        }
+        WriteOp::SetStoryEnabled(story, enabled, at) => {
+            tx.prepare_cached(
+                "INSERT INTO story_settings (story, enabled, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (story) DO UPDATE SET enabled = excluded.enabled, updated_at = excluded.updated_at",
+            )?
+            .execute(params![story, enabled, at])?;
+            Ok(WriteReply::Done)
+        }
+        WriteOp::Prune { before, max_runs } => {
+            prune(tx, *before, *max_runs).map(WriteReply::Pruned)
         }
         WriteOp::DeleteResource(name) => {
             let n = tx
@@ -174,8 +193,9 @@ fn start_run(tx: &Connection, s: &StartRun) -> rusqlite::Result<Started> {
     }
     let done = s.jobs.is_empty();
     tx.prepare_cached(
-        "INSERT INTO runs (id, story, status, trigger_event_id, trigger_agent, started_at, finished_at, pending_jobs, error, started_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9)",
+        "INSERT INTO runs (id, story, status, trigger_event_id, trigger_agent, started_at, finished_at, pending_jobs, error, started_by,
+                           parent_job_id, parent_exit)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10, ?11)",
     )?
     .execute(params![
         s.run_id.as_bytes().as_slice(),
@@ -187,6 +207,8 @@ fn start_run(tx: &Connection, s: &StartRun) -> rusqlite::Result<Started> {
         done.then(|| micros(s.event.created_at)),
         s.jobs.len() as i64,
         s.started_by,
+        s.parent.as_ref().map(|p| p.job_id.as_bytes().to_vec()),
+        s.parent.as_ref().map(|p| p.exit_agent.as_str()),
     ])?;
     insert_events(tx, std::slice::from_ref(&s.event))?;
     insert_jobs(tx, &s.jobs)?;
@@ -214,7 +236,7 @@ fn finish_job(tx: &Connection, f: &FinishJob) -> rusqlite::Result<Finished> {
     insert_events(tx, &f.events)?;
     insert_jobs(tx, &f.jobs)?;
     let delta = f.jobs.len() as i64 - 1;
-    let (status, pending): (String, i64) = tx
+    let (status, pending, parent_job, parent_exit): (String, i64, Option<Vec<u8>>, Option<String>) = tx
         .prepare_cached(
             "UPDATE runs SET
                 pending_jobs = pending_jobs + ?2,
@@ -224,18 +246,36 @@ fn finish_job(tx: &Connection, f: &FinishJob) -> rusqlite::Result<Finished> {
                               ELSE status END,
                 finished_at = CASE WHEN pending_jobs + ?2 <= 0 THEN ?4 ELSE finished_at END
              WHERE id = ?1
-             RETURNING status, pending_jobs",
+             RETURNING status, pending_jobs, parent_job_id, parent_exit",
         )?
         .query_row(
             params![f.run_id.as_bytes().as_slice(), delta, f.unhandled_failure, micros(f.finished_at)],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
     let run_ended = if pending <= 0 {
         RunStatus::parse(&status)
     } else {
         None
     };
-    Ok(Finished::Applied { run_ended })
+    // A waiting parent wakes when the exit agent emits or when this run ends.
+    let mut woke = None;
+    if let (Some(parent), Some(exit)) = (parent_job, parent_exit) {
+        let exit_emitted = f
+            .events
+            .iter()
+            .any(|e| *e.agent == *exit && e.kind == switchyard_types::EventKind::Event);
+        if exit_emitted || run_ended.is_some() {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE jobs SET due_at = MIN(due_at, ?2) WHERE id = ?1 AND state = 'queued'",
+                )?
+                .execute(params![parent, micros(f.finished_at)])?;
+            if n > 0 {
+                woke = JobId::from_slice(&parent);
+            }
+        }
+    }
+    Ok(Finished::Applied { run_ended, woke })
 }
 
 fn insert_events(tx: &Connection, events: &[NewEvent]) -> rusqlite::Result<()> {
@@ -282,4 +322,161 @@ fn insert_jobs(tx: &Connection, jobs: &[NewJob]) -> rusqlite::Result<()> {
         ])?;
     }
     Ok(())
+}
+
+fn admit(
+    tx: &Connection,
+    scope: &StateScope,
+    key: &str,
+    job: JobId,
+    now: i64,
+    window: i64,
+    limit: u32,
+) -> rusqlite::Result<bool> {
+    let story: &str = &scope.story;
+    let agent: &str = &scope.agent;
+    let seen = tx
+        .prepare_cached("SELECT 1 FROM agent_marks WHERE story = ?1 AND agent = ?2 AND key = ?3 AND job_id = ?4")?
+        .exists(params![story, agent, key, job.as_bytes().as_slice()])?;
+    if seen {
+        return Ok(true);
+    }
+    let count: i64 = tx
+        .prepare_cached("SELECT COUNT(*) FROM agent_marks WHERE story = ?1 AND agent = ?2 AND key = ?3 AND at > ?4")?
+        .query_row(params![story, agent, key, now.saturating_sub(window)], |r| r.get(0))?;
+    if count >= i64::from(limit) {
+        return Ok(false);
+    }
+    tx.prepare_cached(
+        "INSERT INTO agent_marks (story, agent, key, job_id, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![story, agent, key, job.as_bytes().as_slice(), now])?;
+    // Keep the table small: marks older than the window can no longer matter for this key.
+    tx.prepare_cached(
+        "DELETE FROM agent_marks WHERE story = ?1 AND agent = ?2 AND key = ?3 AND at <= ?4",
+    )?
+    .execute(params![story, agent, key, now.saturating_sub(window)])?;
+    Ok(true)
+}
+
+fn open_items(
+    tx: &Connection,
+    scope: &StateScope,
+    key: &str,
+) -> rusqlite::Result<Vec<(Vec<u8>, String)>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT job_id, item FROM implode_items WHERE story = ?1 AND agent = ?2 AND key = ?3 AND consumed_by IS NULL ORDER BY at, job_id",
+    )?;
+    let rows = stmt.query_map(params![&*scope.story, &*scope.agent, key], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
+    rows.collect()
+}
+
+fn consumed_by(
+    tx: &Connection,
+    scope: &StateScope,
+    key: &str,
+    job: JobId,
+) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT item FROM implode_items WHERE story = ?1 AND agent = ?2 AND key = ?3 AND consumed_by = ?4 ORDER BY at, job_id",
+    )?;
+    let rows = stmt.query_map(
+        params![&*scope.story, &*scope.agent, key, job.as_bytes().as_slice()],
+        |r| r.get(0),
+    )?;
+    rows.collect()
+}
+
+fn consume(tx: &Connection, scope: &StateScope, key: &str, job: JobId) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE implode_items SET consumed_by = ?4 WHERE story = ?1 AND agent = ?2 AND key = ?3 AND consumed_by IS NULL")?
+        .execute(params![&*scope.story, &*scope.agent, key, job.as_bytes().as_slice()])?;
+    Ok(())
+}
+
+fn implode_add(
+    tx: &Connection,
+    scope: &StateScope,
+    key: &str,
+    job: JobId,
+    now: i64,
+    item: &str,
+    size: usize,
+) -> rusqlite::Result<ImplodeAdd> {
+    // A re-executed job that already completed a group completes it again, identically.
+    let mine = consumed_by(tx, scope, key, job)?;
+    if !mine.is_empty() {
+        return Ok(ImplodeAdd::Complete(mine));
+    }
+    tx.prepare_cached(
+        "INSERT INTO implode_items (story, agent, key, job_id, at, item) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT DO NOTHING",
+    )?
+    .execute(params![&*scope.story, &*scope.agent, key, job.as_bytes().as_slice(), now, item])?;
+    let open = open_items(tx, scope, key)?;
+    if open.len() >= size.max(1) {
+        consume(tx, scope, key, job)?;
+        // Consumed items stay until the group's last reader is done; prune old ones.
+        tx.prepare_cached("DELETE FROM implode_items WHERE story = ?1 AND agent = ?2 AND key = ?3 AND consumed_by IS NOT NULL AND consumed_by != ?4")?
+            .execute(params![&*scope.story, &*scope.agent, key, job.as_bytes().as_slice()])?;
+        return Ok(ImplodeAdd::Complete(
+            open.into_iter().map(|(_, i)| i).collect(),
+        ));
+    }
+    let opened = open
+        .first()
+        .is_some_and(|(j, _)| j.as_slice() == job.as_bytes().as_slice());
+    Ok(ImplodeAdd::Pending { opened })
+}
+
+fn implode_flush(
+    tx: &Connection,
+    scope: &StateScope,
+    key: &str,
+    job: JobId,
+) -> rusqlite::Result<Option<Vec<String>>> {
+    let mine = consumed_by(tx, scope, key, job)?;
+    if !mine.is_empty() {
+        return Ok(Some(mine));
+    }
+    let open = open_items(tx, scope, key)?;
+    if !open
+        .iter()
+        .any(|(j, _)| j.as_slice() == job.as_bytes().as_slice())
+    {
+        // The group holding this job's item was already completed by another event.
+        return Ok(None);
+    }
+    consume(tx, scope, key, job)?;
+    Ok(Some(open.into_iter().map(|(_, i)| i).collect()))
+}
+
+fn prune(tx: &Connection, before: i64, max_runs: usize) -> rusqlite::Result<Pruned> {
+    let ids: Vec<Vec<u8>> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?1 AND status != 'running' LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![before, max_runs as i64], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut out = Pruned::default();
+    for id in &ids {
+        out.events += tx
+            .prepare_cached("DELETE FROM events WHERE run_id = ?1")?
+            .execute([id])?;
+        out.jobs += tx
+            .prepare_cached("DELETE FROM jobs WHERE run_id = ?1")?
+            .execute([id])?;
+        out.runs += tx
+            .prepare_cached("DELETE FROM runs WHERE id = ?1")?
+            .execute([id])?;
+    }
+    tx.prepare_cached("DELETE FROM webhook_deliveries WHERE created_at < ?1")?
+        .execute([before])?;
+    tx.prepare_cached("DELETE FROM agent_marks WHERE at < ?1")?
+        .execute([before])?;
+    tx.prepare_cached("DELETE FROM implode_items WHERE consumed_by IS NOT NULL AND at < ?1")?
+        .execute([before])?;
+    Ok(out)
 }
