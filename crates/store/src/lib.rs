@@ -244,8 +244,14 @@ pub struct StateScope {
 /// What adding to an `implode` group did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImplodeAdd {
-    /// The group is complete: its items (JSON text) in arrival order.
-    Complete(Vec<String>),
+    /// The group is complete.
+    Complete {
+        /// Its items (JSON text) in arrival order.
+        items: Vec<String>,
+        /// The job that opened the group and waits for it (until `max_wait`), woken now that
+        /// the group is complete so that it ends at once.
+        woke: Option<JobId>,
+    },
     /// The group is still open; `opened` when this item started it.
     Pending {
         /// This item opened the group.

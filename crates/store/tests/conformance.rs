@@ -114,6 +114,7 @@ conformance!(
     state_cases::implode_completes_groups_and_flushes,
     state_cases::parent_wakes_when_exit_emits,
     state_cases::parent_wakes_when_child_run_ends,
+    state_cases::a_wake_during_execution_survives_its_deferral,
     state_cases::resources_set_list_delete,
     security_cases::credentials_upsert_keep_creation_time_and_delete,
     security_cases::credentials_rotation_rewrites_all_at_once,

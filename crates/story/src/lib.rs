@@ -7,6 +7,7 @@
 pub mod diagnostic;
 mod graph;
 pub mod load;
+mod refs;
 mod schema;
 pub mod yaml;
 
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 pub use diagnostic::{Diagnostic, Severity};
 pub use load::{load_dir, load_file, load_str, Loaded};
+pub use refs::check_references;
 pub use schema::story_schema;
 use switchyard_agents::{Agent, FromRef, RetryOptions};
 use switchyard_template::Condition;

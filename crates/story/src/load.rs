@@ -115,6 +115,7 @@ pub fn load_dir(dir: &Path) -> (Vec<Story>, Vec<Diagnostic>) {
             stories.push(story);
         }
     }
+    diagnostics.extend(crate::check_references(&stories));
     (stories, diagnostics)
 }
 

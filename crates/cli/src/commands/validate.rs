@@ -28,12 +28,11 @@ pub fn run(paths: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
     }
     let mut diagnostics: Vec<Diagnostic> = Vec::new();
     let mut names: Vec<(String, PathBuf)> = Vec::new();
-    let mut stories = 0;
+    let mut loaded_stories = Vec::new();
     for file in &files {
         let loaded = load_file(file);
         diagnostics.extend(loaded.diagnostics);
         if let Some(story) = loaded.story {
-            stories += 1;
             if let Some((_, first)) = names.iter().find(|(n, _)| *n == *story.name) {
                 diagnostics.push(
                     Diagnostic::error(
@@ -49,8 +48,11 @@ pub fn run(paths: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
                 );
             }
             names.push((story.name.to_string(), file.clone()));
+            loaded_stories.push(story);
         }
     }
+    diagnostics.extend(switchyard_story::check_references(&loaded_stories));
+    let stories = loaded_stories.len();
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = diagnostics.len() - errors;
     if json {

@@ -45,8 +45,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         3,
+        "job wakes",
+        include_str!("../../../../migrations/postgres/0003_job_wakes.sql"),
+    ),
+    (
+        4,
         "security",
-        include_str!("../../../../migrations/postgres/0003_security.sql"),
+        include_str!("../../../../migrations/postgres/0004_security.sql"),
     ),
 ];
 

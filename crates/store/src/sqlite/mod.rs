@@ -36,7 +36,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../../migrations/sqlite/0001_init.sql"),
     include_str!("../../../../migrations/sqlite/0003_operations.sql"),
     include_str!("../../../../migrations/sqlite/0004_events_by_agent.sql"),
-    include_str!("../../../../migrations/sqlite/0005_security.sql"),
+    include_str!("../../../../migrations/sqlite/0005_job_wakes.sql"),
+    include_str!("../../../../migrations/sqlite/0006_security.sql"),
 ];
 
 /// How hard SQLite syncs on commit.

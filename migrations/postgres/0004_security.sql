@@ -1,5 +1,5 @@
 -- Security: encrypted credentials, API tokens, the audit log (mirrors
--- migrations/sqlite/0005_security.sql).
+-- migrations/sqlite/0006_security.sql).
 
 -- Secrets for templates (`credential.NAME`), encrypted with XChaCha20-Poly1305 under the
 -- master key identified by `key_id`; the credential's name is the associated data, so a
