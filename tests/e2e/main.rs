@@ -5,6 +5,7 @@
 mod support;
 mod webdriver;
 
+mod actions;
 mod agents_validate;
 mod cli;
 mod command;
@@ -21,6 +22,7 @@ mod reload;
 mod schedule;
 mod ssrf;
 mod stateful;
+mod story_tests;
 mod tokens;
 mod ui;
 mod ui_auth;

@@ -80,7 +80,13 @@ print("ok")
 async fn the_openapi_document_validates_and_describes_real_answers() {
     let stories = stories_dir(&[("doc.yaml", STORY)]);
     let data = tempfile::tempdir().unwrap();
-    let server = Server::start(stories.path(), &data.path().join("d")).await;
+    let packs = crate::actions::shipped_packs();
+    let server = Server::start_with(
+        stories.path(),
+        &data.path().join("d"),
+        &["--packs", packs.to_str().unwrap()],
+    )
+    .await;
     let doc = server.api("/openapi.json").await;
     assert_eq!(doc["openapi"], "3.1.0");
 
@@ -107,6 +113,8 @@ async fn the_openapi_document_validates_and_describes_real_answers() {
             "get",
         ),
         ("/resources", "/resources".to_string(), "get"),
+        ("/actions", "/actions".to_string(), "get"),
+        ("/actions/{ref}", "/actions/core.echo".to_string(), "get"),
     ] {
         assert!(
             doc["paths"][path][method].is_object(),
@@ -163,6 +171,26 @@ async fn the_openapi_document_validates_and_describes_real_answers() {
         202,
         r.json().await.unwrap(),
     ));
+    // Actions: a run, parameters refused by the schema (with the problems), an unknown one.
+    for (reference, body, status) in [
+        ("core.echo", json!({"params": {"message": "hi"}}), 202),
+        ("core.echo", json!({"params": {"data": 3}}), 400),
+        ("nope.nothing", json!({"params": {}}), 404),
+    ] {
+        let r = http
+            .post(format!("{base}/actions/{reference}/run"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "POST /actions/{reference}/run {body}");
+        let answer: Value = r.json().await.unwrap();
+        if status == 400 {
+            assert_eq!(answer["error"]["code"], "invalid_params", "{answer}");
+            assert_eq!(answer["error"]["problems"].as_array().unwrap().len(), 2);
+        }
+        samples.push(("/actions/{ref}/run".into(), "post".into(), status, answer));
+    }
 
     // The security endpoints, and the 401/403 answers once tokens exist. The first token is
     // made while the loopback server is still open; from then on calls need one.

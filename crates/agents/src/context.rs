@@ -103,3 +103,13 @@ pub struct ExecContext<'a> {
     /// Durable state and other stories, provided by the engine.
     pub host: &'a dyn crate::Host,
 }
+
+impl<'a> ExecContext<'a> {
+    /// The same execution with other template variables (a pack action's body).
+    pub fn with_templates<'b>(&'b self, templates: &'b TemplateContext) -> ExecContext<'b>
+    where
+        'a: 'b,
+    {
+        ExecContext { templates, ..*self }
+    }
+}

@@ -13,11 +13,13 @@ mod common;
 mod context;
 mod error;
 mod outbound;
+mod params;
 pub mod registry;
 pub mod ssrf;
 #[cfg(test)]
 mod testing;
 
+pub mod action;
 pub mod command;
 pub mod delay;
 pub mod email;
@@ -37,6 +39,7 @@ pub use common::{CommonOptions, FromRef, RetryOptions, COMMON_OPTION_NAMES, RESE
 pub use context::{CredentialHosts, ExecContext, Services, ServicesConfig};
 pub use error::AgentError;
 pub use host::{Host, ImplodeResult, NoHost, SubRun};
+pub use params::{ParamProblem, ParamSpec, ParamType, Parameters, ProblemKind};
 use serde_json::Value;
 pub use switchyard_types as types;
 

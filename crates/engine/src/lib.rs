@@ -12,6 +12,7 @@
 //! and its output is committed (with its children's jobs) before the children are
 //! dispatched; the in-memory queue is only a fast path, rebuilt from the store on start.
 
+mod actions;
 mod catalog;
 mod credentials;
 mod execute;
@@ -30,6 +31,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use actions::ActionRunError;
 use arc_swap::ArcSwap;
 pub use catalog::{Catalog, ReloadReport};
 use credentials::CredentialCache;
@@ -49,6 +51,8 @@ use tokio_util::task::TaskTracker;
 pub struct EngineConfig {
     /// Directory of story files.
     pub stories_dir: PathBuf,
+    /// Directory of action packs (none: no packs).
+    pub packs_dir: Option<PathBuf>,
     /// Run agents in this process (false for `serve --no-workers`).
     pub run_workers: bool,
     /// Agent executions at once.
@@ -70,6 +74,7 @@ impl EngineConfig {
     pub fn new(stories_dir: impl Into<PathBuf>) -> Self {
         EngineConfig {
             stories_dir: stories_dir.into(),
+            packs_dir: None,
             run_workers: true,
             concurrency: 256,
             max_queued: 50_000,
@@ -290,13 +295,19 @@ impl Engine {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let current = self.inner.catalog.load();
-        let (next, report) = current.reload(&self.inner.config.stories_dir);
+        let (next, report) = current.reload_with(
+            &self.inner.config.stories_dir,
+            self.inner.config.packs_dir.as_deref(),
+        );
         for d in &report.diagnostics {
             if d.is_error() {
                 tracing::error!("{d}");
             } else {
                 tracing::warn!("{d}");
             }
+        }
+        if !report.packs_loaded.is_empty() {
+            tracing::info!(packs = ?report.packs_loaded, actions = next.packs().actions.len(), "packs loaded");
         }
         if !report.loaded.is_empty() || !report.removed.is_empty() {
             tracing::info!(loaded = ?report.loaded, removed = ?report.removed, "stories reloaded");

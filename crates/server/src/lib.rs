@@ -2,6 +2,7 @@
 //! the web view (`/`), `/healthz` and `/readyz`. [`app`] builds the router; the binary
 //! serves it.
 
+mod actions;
 mod api;
 pub mod auth;
 mod error;
@@ -85,6 +86,9 @@ pub fn app(state: AppState) -> Router {
         .route("/events/stream", get(stream::events_stream))
         .route("/events/{id}", get(api::show_event))
         .route("/events/{id}/replay", post(api::replay_event))
+        .route("/actions", get(actions::list))
+        .route("/actions/{ref}", get(actions::show))
+        .route("/actions/{ref}/run", post(actions::run))
         .route("/openapi.json", get(openapi::serve))
         .route("/resources", get(api::list_resources))
         .route(

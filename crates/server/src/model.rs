@@ -329,3 +329,119 @@ pub struct WhoAmI {
     /// True when the server takes requests without a token (loopback, no token created).
     pub open: bool,
 }
+
+/// A pack action, as `GET /api/v1/actions` lists it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ActionSummary {
+    /// `PACK.ACTION`.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// The pack.
+    pub pack: String,
+    /// The action's name in its pack.
+    pub name: String,
+    /// What it does (and the vendor endpoint it calls).
+    pub description: Option<String>,
+    /// The agent type of its body: `http_request`, `command`, `story`, `transform`, …
+    pub runs: String,
+    /// Its parameters, by name in file order.
+    pub parameters: switchyard_agents::Parameters,
+}
+
+/// A credential a pack's actions read.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PackCredential {
+    /// Name (`credential.NAME`).
+    pub name: String,
+    /// What it is.
+    pub description: Option<String>,
+}
+
+/// A resource a pack's actions read.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PackResource {
+    /// Name (`resource.NAME`).
+    pub name: String,
+    /// The value used while the resource is not set.
+    pub default: Option<String>,
+    /// What it is.
+    pub description: Option<String>,
+}
+
+/// A loaded pack.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PackInfo {
+    /// Name: the `PACK` of `PACK.ACTION`.
+    pub name: String,
+    /// Version.
+    pub version: Option<String>,
+    /// What it is for.
+    pub description: Option<String>,
+    /// Credentials its actions read.
+    pub credentials: Vec<PackCredential>,
+    /// Resources its actions read, with their defaults.
+    pub resources: Vec<PackResource>,
+    /// Its actions' references, sorted.
+    pub actions: Vec<String>,
+}
+
+/// `GET /api/v1/actions`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ActionList {
+    /// Every loaded action, by reference.
+    pub actions: Vec<ActionSummary>,
+    /// The packs, by name.
+    pub packs: Vec<PackInfo>,
+}
+
+/// `GET /api/v1/actions/{ref}`: one action with its pack.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ActionDetail {
+    /// The action.
+    #[serde(flatten)]
+    pub action: ActionSummary,
+    /// The action file.
+    pub file: String,
+    /// Its pack.
+    pub pack_info: Option<PackInfo>,
+}
+
+/// Body of `POST /api/v1/actions/{ref}/run`.
+#[derive(Debug, serde::Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunAction {
+    /// The parameters, typed (`{"droplet_id": 3164494}`); checked against the action's
+    /// schema before anything runs.
+    #[serde(default)]
+    pub params: serde_json::Map<String, Value>,
+}
+
+/// `POST /api/v1/actions/{ref}/run`: the run started.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ActionAccepted {
+    /// The run (of the internal story `PACK.ACTION`).
+    pub run_id: RunId,
+    /// Its source event, holding the parameters.
+    pub event_id: EventId,
+    /// `PACK.ACTION`.
+    pub action: String,
+}
+
+/// A 400 answer to `POST /api/v1/actions/{ref}/run`: the parameters do not fit the schema,
+/// and nothing ran.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct InvalidParamsBody {
+    /// What went wrong.
+    pub error: InvalidParamsDetail,
+}
+
+/// The problems with an action run's parameters.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct InvalidParamsDetail {
+    /// `invalid_params`.
+    pub code: String,
+    /// Every problem, one per line.
+    pub message: String,
+    /// Every problem, one per parameter concerned.
+    pub problems: Vec<switchyard_agents::ParamProblem>,
+}

@@ -319,7 +319,43 @@ const OPS: &[Op] = &[
         ok: (200, Some("WhoAmI")),
         errors: &[],
     },
+    Op {
+        method: "get",
+        path: "/actions",
+        id: "listActions",
+        summary: "The loaded pack actions, and their packs",
+        tag: "actions",
+        params: &[],
+        body: None,
+        ok: (200, Some("ActionList")),
+        errors: &[],
+    },
+    Op {
+        method: "get",
+        path: "/actions/{ref}",
+        id: "showAction",
+        summary: "One action: its parameters (types, defaults, descriptions) and its pack",
+        tag: "actions",
+        params: &[path("ref", "PACK.ACTION")],
+        body: None,
+        ok: (200, Some("ActionDetail")),
+        errors: &[404],
+    },
+    Op {
+        method: "post",
+        path: "/actions/{ref}/run",
+        id: "runAction",
+        summary: "Run an action: the parameters are checked against its schema before anything runs; the run is an ordinary run of the story PACK.ACTION",
+        tag: "actions",
+        params: &[path("ref", "PACK.ACTION")],
+        body: Some("RunAction"),
+        ok: (202, Some("ActionAccepted")),
+        errors: &[400, 404, 409, 413, 503],
+    },
 ];
+
+/// Error answers whose body says more than `ErrorBody`: (operation id, status, schema).
+const ERROR_SCHEMAS: &[(&str, u16, &str)] = &[("runAction", 400, "InvalidParamsBody")];
 
 fn add<T: JsonSchema>(
     generator: &mut SchemaGenerator,
@@ -388,6 +424,11 @@ pub fn document() -> Value {
     add::<AuditPage>(&mut generator, &mut schemas, "AuditPage");
     add::<WhoAmI>(&mut generator, &mut schemas, "WhoAmI");
     add::<ErrorBody>(&mut generator, &mut schemas, "ErrorBody");
+    add::<ActionList>(&mut generator, &mut schemas, "ActionList");
+    add::<ActionDetail>(&mut generator, &mut schemas, "ActionDetail");
+    add::<RunAction>(&mut generator, &mut schemas, "RunAction");
+    add::<ActionAccepted>(&mut generator, &mut schemas, "ActionAccepted");
+    add::<InvalidParamsBody>(&mut generator, &mut schemas, "InvalidParamsBody");
 
     let mut paths = Map::new();
     for op in OPS {
@@ -435,9 +476,13 @@ pub fn document() -> Value {
         }
         responses.insert(code.to_string(), ok);
         for &e in op.errors.iter().chain(&[401, 403]) {
+            let body = ERROR_SCHEMAS
+                .iter()
+                .find(|(id, code, _)| *id == op.id && *code == e)
+                .map_or("ErrorBody", |(_, _, schema)| schema);
             responses.insert(
                 e.to_string(),
-                json!({"description": status_text(e), "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}),
+                json!({"description": status_text(e), "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}}}),
             );
         }
         operation["responses"] = Value::Object(responses);

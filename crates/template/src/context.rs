@@ -59,6 +59,71 @@ impl Context {
     pub(crate) fn root(&self) -> &Value {
         &self.root
     }
+
+    /// The context of a pack action's body: `params`, plus this context's `credential`,
+    /// `run` and `now`, and its `resource` with `resource_defaults` beneath it (a default
+    /// applies when the resource is not set). Upstream agents and `event` are not visible.
+    /// Credential reads are recorded with this context's, so its redaction covers them.
+    pub fn for_action(
+        &self,
+        params: Arc<Json>,
+        resource_defaults: Option<Arc<dyn Lookup>>,
+    ) -> Context {
+        let root = self.root.downcast_object_ref::<Root>();
+        let resource_lookup = root
+            .and_then(|r| r.resource.as_ref())
+            .and_then(|v| v.downcast_object_ref::<Named>())
+            .map(|n| Arc::clone(&n.lookup));
+        let resource = match (resource_lookup, resource_defaults) {
+            (Some(first), Some(then)) => Some(Arc::new(Layered { first, then }) as Arc<dyn Lookup>),
+            (one, other) => one.or(other),
+        };
+        let derived = Root {
+            agents: HashMap::new(),
+            event: None,
+            params: Some(json_to_value(params)),
+            run: root.and_then(|r| r.run.clone()),
+            now: root.map_or_else(|| Value::from(rfc3339(Utc::now())), |r| r.now.clone()),
+            resource: resource.map(|lookup| {
+                Value::from_object(Named {
+                    what: "resource",
+                    lookup,
+                    used: None,
+                })
+            }),
+            credential: root.and_then(|r| r.credential.clone()),
+        };
+        Context {
+            root: Value::from_object(derived),
+            used: Arc::clone(&self.used),
+            credentials: self.credentials.clone(),
+        }
+    }
+
+    /// Records a secret that is not a credential (a pack action's `secret` parameter), so
+    /// that it is redacted like one (see [`Context::credentials_used`]).
+    pub fn record_secret(&self, name: &str, value: &str) {
+        if value.is_empty() {
+            return;
+        }
+        let mut used = lock(&self.used);
+        if !used.iter().any(|(n, v)| n == name && v == value) {
+            used.push((name.to_string(), value.to_string()));
+        }
+    }
+}
+
+/// A lookup that falls back to a second one.
+#[derive(Debug)]
+struct Layered {
+    first: Arc<dyn Lookup>,
+    then: Arc<dyn Lookup>,
+}
+
+impl Lookup for Layered {
+    fn get(&self, name: &str) -> Option<String> {
+        self.first.get(name).or_else(|| self.then.get(name))
+    }
 }
 
 fn lock(used: &Used) -> std::sync::MutexGuard<'_, Vec<(String, String)>> {

@@ -21,7 +21,7 @@ pub struct ServeArgs {
     /// Directory of story files (reloaded when it changes).
     #[arg(long, default_value = "./stories")]
     stories: PathBuf,
-    /// Directory of action packs.
+    /// Directory of action packs (reloaded when it changes).
     #[arg(long, default_value = "./packs")]
     packs: PathBuf,
     /// Directory of the embedded SQLite store (unused with --database-url).
@@ -139,6 +139,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let mut config = EngineConfig::new(&args.stories);
     config.keyring = Some(Arc::new(keyring));
+    if args.packs.is_dir() {
+        config.packs_dir = Some(args.packs.clone());
+    } else {
+        tracing::info!(packs = %args.packs.display(), "no packs directory: no actions are loaded");
+    }
     config.run_workers = !args.no_workers;
     config.concurrency = args.concurrency.max(1);
     config.max_queued = args.max_queued.max(1);
@@ -154,6 +159,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("cannot start the engine")?;
     let stories = engine.catalog().stories().len();
+    let actions = engine.catalog().packs().actions.len();
     let errors = report.diagnostics.iter().filter(|d| d.is_error()).count();
     if errors > 0 {
         tracing::warn!(
@@ -167,6 +173,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(
         listen = %args.listen,
         stories,
+        actions,
         store = %store_name,
         workers = !args.no_workers,
         "switchyard is serving: webhooks at http://{}/webhook/STORY/PATH",
