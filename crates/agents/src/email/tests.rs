@@ -182,9 +182,14 @@ async fn credentials_bound_to_other_hosts_are_not_sent_to_the_smtp_server() {
         ("github".to_string(), "ghp_secret".to_string()),
     ]);
     // The SMTP URL's own host is not one the credential may go to.
-    let e = run_with(agent.as_ref(), json!({"note": "hi"}), &services, &creds)
-        .await
-        .unwrap_err();
+    let e = run_with(
+        agent.as_ref(),
+        json!({"note": "hi", "leak": false}),
+        &services,
+        &creds,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.kind, "credential_host", "{e:?}");
     assert!(
         e.message.contains("`smtp`") && e.message.contains("127.0.0.1"),
@@ -202,9 +207,14 @@ async fn credentials_bound_to_other_hosts_are_not_sent_to_the_smtp_server() {
         ("smtp", vec!["127.0.0.1".to_string()]),
         ("github", vec!["api.github.com".to_string()]),
     ]))));
-    let e = run_with(agent.as_ref(), json!({"note": "hi"}), &services, &creds_ok)
-        .await
-        .unwrap_err();
+    let e = run_with(
+        agent.as_ref(),
+        json!({"note": "hi", "leak": false}),
+        &services,
+        &creds_ok,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.kind, "smtp", "{e:?}");
     // ...but a message carrying a credential bound to another host is refused before sending.
     let e = run_with(
