@@ -1,4 +1,3 @@
--- When a waiting `story` agent's job was last woken by its child run (mirrors
--- migrations/sqlite/0005): a wake that lands while the job is still deciding to wait is
--- not undone by the reschedule that follows.
+-- When a waiting job (a `story` agent with `wait: true`) was woken by its child run. A wake
+-- that arrives while the job is still executing must survive that execution's deferral.
 ALTER TABLE jobs ADD COLUMN woken_at timestamptz;

@@ -1,4 +1,3 @@
--- When a waiting `story` agent's job was last woken by its child run (the exit agent emitted,
--- or the run ended). A wake that lands while the job is still deciding to wait must not be
--- undone by that decision: the reschedule keeps the job due at its wake.
+-- When a waiting job (a `story` agent with `wait: true`) was woken by its child run. A wake
+-- that arrives while the job is still executing must survive that execution's deferral.
 ALTER TABLE jobs ADD COLUMN woken_at INTEGER;

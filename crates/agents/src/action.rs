@@ -350,7 +350,6 @@ mod tests {
             )])))
             .build();
         let services = Services::new(ServicesConfig::default()).unwrap();
-        let credentials: BTreeMap<String, String> = BTreeMap::new();
         let cx = ExecContext {
             templates: &templates,
             input: &input,
@@ -361,7 +360,6 @@ mod tests {
             agent: "a",
             resumed,
             host: &crate::NoHost,
-            credentials: &credentials,
         };
         let out = agent.execute(&cx).await;
         (out, templates.credentials_used())

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use switchyard_template::{Template, TemplateValue};
 
+use crate::outbound::{check_destination, ssrf_error};
 use crate::registry::AgentType;
 use crate::{Agent, AgentError, BuildContext, ExecContext, Invalid, Outcome};
 
@@ -354,6 +355,8 @@ impl HttpRequest {
     ) -> Result<Response, AgentError> {
         let mut redirects = 0;
         let response = loop {
+            // Every hop: the SSRF guard for IP literals, and credentials' allowed hosts.
+            check_destination(cx, &url)?;
             let mut req = cx
                 .services
                 .http
@@ -485,6 +488,9 @@ pub(crate) fn redact_url(url: &reqwest::Url) -> String {
 }
 
 fn request_error(method: &Method, url: &reqwest::Url, e: reqwest::Error) -> AgentError {
+    if let Some(refused) = crate::ssrf::refusal(&e) {
+        return ssrf_error(refused);
+    }
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

@@ -12,8 +12,10 @@ mod build;
 mod common;
 mod context;
 mod error;
+mod outbound;
 mod params;
 pub mod registry;
+pub mod ssrf;
 #[cfg(test)]
 mod testing;
 
@@ -34,7 +36,7 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 pub use build::{BuildContext, Invalid, OptionError};
 pub use common::{CommonOptions, FromRef, RetryOptions, COMMON_OPTION_NAMES, RESERVED_NAMES};
-pub use context::{ExecContext, Services, ServicesConfig};
+pub use context::{CredentialHosts, ExecContext, Services, ServicesConfig};
 pub use error::AgentError;
 pub use host::{Host, ImplodeResult, NoHost, SubRun};
 pub use params::{ParamProblem, ParamSpec, ParamType, Parameters, ProblemKind};

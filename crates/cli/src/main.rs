@@ -83,6 +83,15 @@ enum Command {
     /// Shared values for templates (`resource.NAME`).
     #[command(subcommand)]
     Resource(commands::ops::ResourceCommand),
+    /// Secrets for templates (`credential.NAME`), encrypted at rest (admin).
+    #[command(subcommand)]
+    Credential(commands::security::CredentialCommand),
+    /// API tokens and their roles (admin).
+    #[command(subcommand)]
+    Token(commands::security::TokenCommand),
+    /// The audit log of API calls that changed something (admin).
+    #[command(subcommand)]
+    Audit(commands::security::AuditCommand),
     /// Pack actions: list them, show one, run one by hand.
     #[command(subcommand)]
     Action(commands::action::ActionCommand),
@@ -158,6 +167,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Runs(c) => commands::ops::runs(&client()?, c, cli.json).await,
         Command::Events(c) => commands::ops::events(&client()?, c, cli.json).await,
         Command::Resource(c) => commands::ops::resource(&client()?, c, cli.json).await,
+        Command::Credential(c) => commands::security::credential(&client()?, c, cli.json).await,
+        Command::Token(c) => commands::security::token(client, c, cli.json).await,
+        Command::Audit(c) => commands::security::audit(&client()?, c, cli.json).await,
         Command::Action(c) => commands::action::run(&client()?, c, cli.json).await,
         Command::Pack(PackCommand::ImportScripts {
             dir,

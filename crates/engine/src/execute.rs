@@ -78,6 +78,25 @@ impl Engine {
         }
     }
 
+    /// Hands a waiting job that the store has just woken (made due now) to the workers.
+    pub(crate) async fn dispatch_woken(&self, job: JobId) -> Result<(), switchyard_store::Error> {
+        if let Some(p) = self.inner.store.job(job).await? {
+            self.inner.queue.push(JobMessage {
+                job_id: p.id,
+                run_id: p.run_id,
+                story: p.story.into(),
+                agent: p.agent.into(),
+                input_event_id: p.input_event_id,
+                attempts: p.attempts,
+                run_started_at: p.run_started_at,
+                lineage: None,
+                deferred: true,
+                resumed: true,
+            });
+        }
+        Ok(())
+    }
+
     /// Runs one job to its recorded end (or to its rescheduling).
     pub(crate) async fn execute(&self, job: JobMessage) {
         let job_id = job.job_id;
@@ -341,7 +360,6 @@ impl Engine {
             agent: &job.agent,
             resumed: job.resumed,
             host: &host,
-            credentials: self.inner.credentials.as_ref(),
         };
         let limit = def
             .timeout
@@ -474,20 +492,7 @@ impl Engine {
             return Ok(());
         };
         if let Some(parent) = woke {
-            if let Some(p) = self.inner.store.job(parent).await? {
-                self.inner.queue.push(JobMessage {
-                    job_id: p.id,
-                    run_id: p.run_id,
-                    story: p.story.into(),
-                    agent: p.agent.into(),
-                    input_event_id: p.input_event_id,
-                    attempts: p.attempts,
-                    run_started_at: p.run_started_at,
-                    lineage: None,
-                    deferred: true,
-                    resumed: true,
-                });
-            }
+            self.dispatch_woken(parent).await?;
         }
         if let Some(status) = run_ended {
             tracing::debug!(run_id = %job.run_id, story = %job.story, status = status.as_str(), "run ended");

@@ -8,6 +8,7 @@ pub mod diagnostic;
 mod graph;
 pub mod load;
 pub mod pack;
+mod refs;
 mod schema;
 pub mod yaml;
 
@@ -20,6 +21,7 @@ pub use load::{
     load_dir, load_dir_with, load_file, load_file_with, load_str, load_str_with, Loaded,
 };
 pub use pack::{load_packs, Pack, Packs};
+pub use refs::check_references;
 pub use schema::story_schema;
 use switchyard_agents::{Agent, FromRef, RetryOptions};
 use switchyard_template::Condition;

@@ -132,6 +132,7 @@ pub fn load_dir_with(dir: &Path, packs: &Packs) -> (Vec<Story>, Vec<Diagnostic>)
             stories.push(story);
         }
     }
+    diagnostics.extend(crate::check_references(&stories));
     (stories, diagnostics)
 }
 

@@ -304,7 +304,6 @@ impl CaseCx<'_> {
             agent: &def.name,
             resumed: p.resumed,
             host: &host,
-            credentials: self.credentials.as_ref(),
         };
         def.agent.execute(&cx).await.map_err(|e| Failed::Error {
             kind: e.kind.to_string(),

@@ -36,6 +36,7 @@ type Used = Arc<Mutex<Vec<(String, String)>>>;
 pub struct Context {
     root: Value,
     used: Used,
+    credentials: Option<Arc<dyn Lookup>>,
 }
 
 impl Context {
@@ -43,6 +44,15 @@ impl Context {
     /// Used by the engine to redact stored payloads.
     pub fn credentials_used(&self) -> Vec<(String, String)> {
         lock(&self.used).clone()
+    }
+
+    /// Credential `name` for an agent that uses one itself rather than through a template
+    /// (`email`'s `smtp` URL). The read is recorded like a template's `credential.NAME`, so
+    /// the value is redacted from what the execution stores and its host rules apply.
+    pub fn credential(&self, name: &str) -> Option<String> {
+        let value = self.credentials.as_ref()?.get(name)?;
+        record(&self.used, name, &value);
+        Some(value)
     }
 
     /// The root value passed to minijinja.
@@ -86,6 +96,7 @@ impl Context {
         Context {
             root: Value::from_object(derived),
             used: Arc::clone(&self.used),
+            credentials: self.credentials.clone(),
         }
     }
 
@@ -117,6 +128,13 @@ impl Lookup for Layered {
 
 fn lock(used: &Used) -> std::sync::MutexGuard<'_, Vec<(String, String)>> {
     used.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn record(used: &Used, name: &str, value: &str) {
+    let mut used = lock(used);
+    if !used.iter().any(|(n, v)| n == name && v == value) {
+        used.push((name.to_string(), value.to_string()));
+    }
 }
 
 /// Builds a [`Context`].
@@ -210,7 +228,7 @@ impl ContextBuilder {
                     used: None,
                 })
             }),
-            credential: self.credentials.map(|l| {
+            credential: self.credentials.clone().map(|l| {
                 Value::from_object(Named {
                     what: "credential",
                     lookup: l,
@@ -221,6 +239,7 @@ impl ContextBuilder {
         Context {
             root: Value::from_object(root),
             used,
+            credentials: self.credentials,
         }
     }
 }
@@ -309,10 +328,7 @@ impl Object for Named {
         match self.lookup.get(name) {
             Some(value) => {
                 if let Some(used) = &self.used {
-                    let mut used = lock(used);
-                    if !used.iter().any(|(n, v)| n == name && *v == value) {
-                        used.push((name.to_string(), value.clone()));
-                    }
+                    record(used, name, &value);
                 }
                 Some(Value::from(value))
             }

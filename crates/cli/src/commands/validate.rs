@@ -97,12 +97,11 @@ pub fn run(paths: &[PathBuf], packs_dir: &Path, json: bool) -> anyhow::Result<Ex
     let targets = classify(paths)?;
     let (packs, mut diagnostics, _) = packs_for(&targets, packs_dir);
     let mut names: Vec<(String, PathBuf)> = Vec::new();
-    let mut stories = 0;
+    let mut loaded_stories = Vec::new();
     for file in &targets.stories {
         let loaded = load_file_with(file, &packs);
         diagnostics.extend(loaded.diagnostics);
         if let Some(story) = loaded.story {
-            stories += 1;
             if let Some((_, first)) = names.iter().find(|(n, _)| *n == *story.name) {
                 diagnostics.push(
                     Diagnostic::error(
@@ -118,8 +117,11 @@ pub fn run(paths: &[PathBuf], packs_dir: &Path, json: bool) -> anyhow::Result<Ex
                 );
             }
             names.push((story.name.to_string(), file.clone()));
+            loaded_stories.push(story);
         }
     }
+    diagnostics.extend(switchyard_story::check_references(&loaded_stories));
+    let stories = loaded_stories.len();
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = diagnostics.len() - errors;
     let actions = if targets.packs.is_empty() {

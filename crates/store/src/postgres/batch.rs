@@ -497,12 +497,10 @@ async fn reschedule(
         replies[*i] = Some(WriteReply::Done);
     }
     let rs: Vec<&Reschedule> = latest.into_values().collect();
-    // A resume that a wake overtook (the child run answered while this try was still
-    // deciding to wait) stays due at the wake.
     query::<Postgres>(
         "UPDATE jobs SET attempts = u.attempts,
-                         due_at = CASE WHEN u.resumed AND jobs.woken_at >= u.started_at
-                                       THEN LEAST(jobs.woken_at, u.due_at) ELSE u.due_at END,
+                         due_at = CASE WHEN u.resumed AND jobs.woken_at IS NOT NULL
+                                       THEN LEAST(u.due_at, jobs.woken_at) ELSE u.due_at END,
                          deferred = true,
                          started_at = COALESCE(u.started_at, jobs.started_at), error = u.error,
                          resumed = u.resumed

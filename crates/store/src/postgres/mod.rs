@@ -9,6 +9,7 @@
 
 mod batch;
 mod rows;
+mod security;
 mod state;
 mod store_impl;
 pub mod testing;
@@ -44,8 +45,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         3,
-        "job_wakes",
+        "job wakes",
         include_str!("../../../../migrations/postgres/0003_job_wakes.sql"),
+    ),
+    (
+        4,
+        "security",
+        include_str!("../../../../migrations/postgres/0004_security.sql"),
     ),
 ];
 

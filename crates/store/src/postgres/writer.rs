@@ -69,7 +69,7 @@ pub async fn run(config: Arc<WriterConfig>, mut rx: mpsc::Receiver<WriteRequest>
         }
         let started = Instant::now();
         let ops: Vec<&WriteOp> = batch.iter().map(|r| &r.op).collect();
-        let results = commit(&config, &mut conn, &ops).await;
+        let results = commit(&config, &mut conn, &ops, &mut rx).await;
         drop(ops);
         config
             .stats
@@ -94,6 +94,7 @@ async fn commit(
     config: &WriterConfig,
     slot: &mut Option<PgConnection>,
     ops: &[&WriteOp],
+    waiting: &mut mpsc::Receiver<WriteRequest>,
 ) -> Vec<Result<WriteReply>> {
     let mut last = String::new();
     for _ in 0..3 {
@@ -128,7 +129,7 @@ async fn commit(
                 message,
             })) => {
                 *slot = None;
-                match resolve(config, xid).await {
+                match resolve(config, xid, waiting).await {
                     Some(true) => return results,
                     Some(false) => last = message,
                     None => {
@@ -154,7 +155,14 @@ async fn commit(
 
 /// Whether transaction `xid` committed (`txid_status`), asked on a new connection until the
 /// commit timeout; `None` when the database stays out of reach.
-async fn resolve(config: &WriterConfig, xid: i64) -> Option<bool> {
+///
+/// Only this batch's waiters must wait for the answer: writes that arrive meanwhile, while the
+/// database cannot be reached, are told at once that it is unavailable.
+async fn resolve(
+    config: &WriterConfig,
+    xid: i64,
+    waiting: &mut mpsc::Receiver<WriteRequest>,
+) -> Option<bool> {
     let deadline = Instant::now() + config.commit_timeout;
     while Instant::now() < deadline {
         let status = async {
@@ -169,10 +177,25 @@ async fn resolve(config: &WriterConfig, xid: i64) -> Option<bool> {
         match tokio::time::timeout(config.connect_timeout, status).await {
             Ok(Ok(Some(s))) if s == "committed" => return Some(true),
             Ok(Ok(Some(s))) if s == "aborted" => return Some(false),
-            _ => tokio::time::sleep(Duration::from_millis(250)).await,
+            Ok(Ok(_)) => tokio::time::sleep(Duration::from_millis(250)).await,
+            Ok(Err(e)) => {
+                refuse_waiting(waiting, &e.to_string());
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(_) => {
+                refuse_waiting(waiting, "timed out connecting to PostgreSQL");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
         }
     }
     None
+}
+
+/// Answers every write waiting for this writer with `Error::Unavailable`.
+fn refuse_waiting(waiting: &mut mpsc::Receiver<WriteRequest>, message: &str) {
+    while let Ok(req) = waiting.try_recv() {
+        let _ = req.reply.send(Err(Error::Unavailable(message.to_string())));
+    }
 }
 
 /// One attempt: the batch in bulk, or (when a write in it fails) write by write.
