@@ -35,7 +35,8 @@ pub struct RecordedRequest {
     pub body: Value,
     /// The status the stand-in answered.
     pub status: u16,
-    /// Why the stand-in refused the request (any answer outside 2xx carries a reason).
+    /// Why the stand-in refused the request: every answer outside 2xx carries a reason, and
+    /// so does a refusal the vendor answers with 200 (Slack's `{"ok": false}`).
     pub rejected: Option<String>,
 }
 
@@ -125,6 +126,10 @@ pub(crate) struct LogLayer {
 
 /// Middleware: buffers the body, runs the route, records request and answer.
 pub(crate) async fn record(State(cx): State<LogLayer>, req: Request, next: Next) -> Response {
+    if req.uri().path().starts_with("/_standin/") {
+        // The stand-in's own inspection routes are not vendor traffic.
+        return next.run(req).await;
+    }
     let (parts, body) = req.into_parts();
     let mut headers = BTreeMap::new();
     for (name, value) in &parts.headers {

@@ -501,14 +501,16 @@ fn tagged_droplets(body: &Bytes) -> Result<Vec<u64>, Reject> {
     for (i, r) in resources.iter().enumerate() {
         let id = match r.get("resource_id") {
             Some(Value::String(id)) => id.clone(),
-            Some(other) => return Err(Reject::json(
-                400,
-                json!({"id": "bad_request", "message": "error parsing request body"}),
-                format!(
+            Some(other) => {
+                return Err(Reject::json(
+                    400,
+                    json!({"id": "bad_request", "message": "error parsing request body"}),
+                    format!(
                     "resources[{i}].resource_id must be a string (the Droplet id as text), not {}",
                     type_name(other)
                 ),
-            )),
+                ))
+            }
             None => {
                 return Err(unprocessable(&format!(
                     "resources[{i}].resource_id is required."
