@@ -234,7 +234,12 @@ pub(crate) async fn create_status(
         let is_hex = sha.len() >= 7 && sha.chars().all(|c| c.is_ascii_hexdigit());
         let full = is_hex.then(|| r.resolve(&sha)).flatten();
         let Some(full) = full else {
-            return Err(no_commit(&sha, 422));
+            let why = if is_hex {
+                format!("no commit {sha} in {owner}/{repo}")
+            } else {
+                format!("the path names `{sha}`, not a commit SHA")
+            };
+            return Err(error(422, &format!("No commit found for SHA: {sha}"), why));
         };
         let s = CommitStatus {
             id: ids.next(),

@@ -10,6 +10,7 @@
 
 mod crm;
 mod model;
+mod search;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -188,7 +189,7 @@ async fn wrong_method(State(h): State<Arc<HubSpot>>, req: Request) -> Reject {
 pub(crate) fn router(h: Arc<HubSpot>) -> Router {
     Router::new()
         .route("/crm/v3/objects/{kind}", post(crm::create).get(crm::list))
-        .route("/crm/v3/objects/{kind}/search", post(crm::search))
+        .route("/crm/v3/objects/{kind}/search", post(search::search))
         .route(
             "/crm/v3/objects/{kind}/{id}",
             get(crm::read).patch(crm::update).delete(crm::archive),
