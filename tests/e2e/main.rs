@@ -17,6 +17,7 @@ mod pipeline;
 mod postgres;
 mod reload;
 mod schedule;
+mod standins;
 mod stateful;
 mod ui;
 mod ui_auth;
