@@ -48,6 +48,7 @@ agent_types! {
     "http_request" => crate::http_request::HttpRequest,
     "transform" => crate::transform::Transform,
     "trigger" => crate::trigger::Trigger,
+    "action" => crate::action::Action,
     "delay" => crate::delay::Delay,
     "story" => crate::story::StoryAgent,
     "command" => crate::command::Command,

@@ -360,7 +360,6 @@ impl Engine {
             agent: &job.agent,
             resumed: job.resumed,
             host: &host,
-            credentials: self.inner.credentials.as_ref(),
         };
         let limit = def
             .timeout

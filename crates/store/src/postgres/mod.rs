@@ -9,6 +9,7 @@
 
 mod batch;
 mod rows;
+mod security;
 mod state;
 mod store_impl;
 pub mod testing;
@@ -46,6 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "job wakes",
         include_str!("../../../../migrations/postgres/0003_job_wakes.sql"),
+    ),
+    (
+        4,
+        "security",
+        include_str!("../../../../migrations/postgres/0004_security.sql"),
     ),
 ];
 

@@ -1,5 +1,6 @@
 //! The stateful writes, applied one at a time inside a batch: admissions of
-//! `deduplicate`/`throttle`, `implode` groups, resources and replays.
+//! `deduplicate`/`throttle`, `implode` groups, resources, replays and (in [`super::security`])
+//! credentials, tokens and the audit log.
 //!
 //! An admission counts then inserts, which under READ COMMITTED is a race between two
 //! transactions; so admissions and implode groups first take a transaction-scoped advisory
@@ -49,6 +50,7 @@ pub async fn apply(conn: &mut PgConnection, op: &WriteOp) -> Result<WriteReply, 
                 .await?;
             Ok(WriteReply::Changed(done.rows_affected() as usize))
         }
+        WriteOp::Security(op) => super::security::apply(conn, op).await,
         WriteOp::Admit {
             scope,
             key,

@@ -157,6 +157,7 @@ fn apply(tx: &Connection, op: &WriteOp) -> rusqlite::Result<WriteReply> {
                 .execute([name])?;
             Ok(WriteReply::Changed(n))
         }
+        WriteOp::Security(op) => super::security::apply(tx, op),
     }
 }
 
