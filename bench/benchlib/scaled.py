@@ -61,18 +61,22 @@ class Services:
     def __init__(self) -> None:
         self.dir: Path | None = None
         urls = env_urls()
+        self.private = urls is None
         if urls:
             self.pg_url, self.amqp_url = urls
-            self.private = False
+            self.psql_bin = _psql()
             log(f"scaled: using the PostgreSQL and RabbitMQ of {ENV_DB} and {ENV_AMQP}")
-        else:
-            self.private = True
-            self.dir = Path(tempfile.mkdtemp(prefix="switchyard-bench-services-"))
-            os.chmod(self.dir, 0o755)  # the postgres user must reach its data directory (as root)
-            log("scaled: starting a private PostgreSQL and RabbitMQ (tests/services/*.sh; installed when missing) ...")
+            return
+        self.dir = Path(tempfile.mkdtemp(prefix="switchyard-bench-services-"))
+        os.chmod(self.dir, 0o755)  # the postgres user must reach its data directory (as root)
+        log("scaled: starting a private PostgreSQL and RabbitMQ (tests/services/*.sh; installed when missing) ...")
+        try:
             self.pg_url = self._start("postgres", ENV_DB)
             self.amqp_url = self._start("rabbitmq", ENV_AMQP)
-        self.psql_bin = _psql()
+            self.psql_bin = _psql()   # after postgres.sh, which installs it when missing
+        except BaseException:
+            self.stop()
+            raise
 
     def _start(self, name: str, var: str) -> str:
         script = SERVICES / f"{name}.sh"
