@@ -58,6 +58,29 @@ def ratios(samples: list[dict], conns: list[int]) -> dict:
     return out
 
 
+def scaled_ratios(samples: list[dict], workers: list[int]) -> dict:
+    """Scaled out, N workers / the fewest workers, pairwise by repeat (measured back to
+    back), for runs/s and CPU ms per run; keyed `w2/w1-c50`, `w2/w1-slow-c50`."""
+    out = {}
+    base = workers[0]
+    conns = sorted({s["connections"] for s in samples})
+    for n in workers[1:]:
+        for slow in ("", "-slow"):
+            for c in conns:
+                def by_rep(k, c=c):
+                    return {s["repeat"]: s for s in samples if s["kind"] == k and s["connections"] == c}
+                a, b = by_rep(f"scaled-w{n}{slow}"), by_rep(f"scaled-w{base}{slow}")
+                if not (a and b):
+                    continue
+                per_key = {}
+                for key in ("runs_per_s", "cpu_ms_per_unit"):
+                    vals = [a[r][key] / b[r][key] for r in sorted(set(a) & set(b))
+                            if a[r].get(key) is not None and b[r].get(key)]
+                    per_key[key] = agg(vals)
+                out[f"w{n}/w{base}{slow}-c{c}"] = per_key
+    return out
+
+
 def _ingest_and_e2e(s: dict, conns: list[int]) -> list[str]:
     lines = []
     if any(k.startswith("ingest") for k in s):
@@ -172,8 +195,51 @@ def _cpu_share(s: dict, cpus: int) -> list[str]:
             table(["measurement", "server %", "sink %", "wrk %", "other %", "iowait %"], rows)]
 
 
+def _scaled(results: dict, conns: list[int]) -> list[str]:
+    s, o = results["summary"], results["options"]
+    if not any(k.startswith("scaled-") for k in s):
+        if (results.get("skipped") or {}).get("scaled"):
+            return ["", f"G) Scaled out: skipped ({results['skipped']['scaled']})"]
+        return []
+    rows = []
+
+    def row(name: str, a: dict) -> list[str]:
+        return [name, cell(a["runs_per_s"], 0), cell(a["accepted_per_s"], 0), cell(a["p50_ms"], 2),
+                cell(a["p99_ms"], 2), cell(a["run_p50_ms"], 2), cell(a["run_p99_ms"], 2), cell(a["errors"], 0),
+                cell(a["drain_s"], 2), cell(a["cpu_ms_per_unit"], 3), cell(a["cpu_pct_engine"], 0),
+                cell(a["idle_rss_kib"], 1, 1 / 1024), cell(a["peak_rss_kib"], 1, 1 / 1024)]
+    for slow in ("", "-slow"):
+        for c in conns:
+            if not slow and s.get(f"e2e-c{c}"):
+                rows.append(row(f"c={c} embedded", s[f"e2e-c{c}"]))
+            for n in o["workers"]:
+                a = s.get(f"scaled-w{n}{slow}-c{c}")
+                if a:
+                    who = f"{n} worker{'s' if n > 1 else ''}"
+                    rows.append(row(f"c={c} {who}" + (f", sink +{o['slow_sink_ms']} ms" if slow else ""), a))
+    lines = ["", f"G) Scaled out, end to end: serve --no-workers + N workers over RabbitMQ and PostgreSQL "
+             f"({o.get('scaled_services')} servers, on this machine)",
+             table(["deployment", "runs/s", "202/s", "p50 ms", "p99 ms", "run p50 ms", "run p99 ms", "errors",
+                    "drain s", "CPU ms/run", "engine CPU %", "idle RSS MiB", "peak RSS MiB"], rows),
+             "CPU ms/run, engine CPU % and RSS add up every Switchyard process (serve and the workers); "
+             "PostgreSQL and RabbitMQ count in 'other %' (F).",
+             f"Workers run --concurrency {o['worker_concurrency']}; against the slow sink --concurrency "
+             f"{o['slow_worker_concurrency']} and {o['slow_events']:,} webhooks per measurement, so a worker's "
+             "agent executions are the limit and more workers should add throughput."]
+    r = results.get("scaled_ratios") or {}
+    if r:
+        lines.append("ratio N workers / fewest, per back-to-back pair (runs/s: 2.00x = doubled; "
+                     "CPU ms/run: 1.00x = flat):")
+        lines.append(table(["workers", "runs/s", "CPU ms/run"],
+                           [[k.replace("-slow", f", sink +{o['slow_sink_ms']} ms").replace("-c", " c="),
+                             cell(v["runs_per_s"], 2, 1.0, "x"), cell(v["cpu_ms_per_unit"], 2, 1.0, "x")]
+                            for k, v in r.items()]))
+    return lines
+
+
 def _notes(results: dict) -> list[str]:
     notes = []
+    expected = 0
     for smp in results["samples"]:
         tag = f"{smp['kind']} c={smp['connections']} #{smp['repeat']}"
         if smp.get("incomplete"):
@@ -187,10 +253,15 @@ def _notes(results: dict) -> list[str]:
         if smp["errors"]:
             notes.append(f"{tag}: wrk errors {smp['wrk']['errors']} (status = HTTP >= 400)")
         lg = smp.get("log") or {}
+        expected += lg.get("expected_warn_lines") or 0
         if lg.get("error_lines") or lg.get("warn_lines"):
             notes.append(f"{tag}: log has {lg['error_lines']} ERROR and {lg['warn_lines']} WARN lines, e.g.")
             notes += [f"    {x}" for x in lg["samples"][:3]]
-    return ["", "Notes:"] + [f"  {n}" for n in notes] if notes else []
+    lines = ["", "Notes:"] + [f"  {n}" for n in notes] if notes else []
+    if expected:
+        lines += ["", f"({expected} start-up WARN lines every fresh benchmark server prints by design - a generated "
+                  "master key, the API open without tokens, --allow-private-networks - are not counted.)"]
+    return lines
 
 
 def report(results: dict) -> str:
@@ -207,7 +278,9 @@ def report(results: dict) -> str:
         "Load generator, servers and sink share the same CPUs: see bench/README.md.",
         "Cells: median, or median (min-max) with --repeat.",
     ]
-    busy = max((a["cpu_pct_other"]["max"] for a in s.values() if a["cpu_pct_other"]), default=0.0)
+    # (scaled out, PostgreSQL and RabbitMQ are 'other' by design)
+    busy = max((a["cpu_pct_other"]["max"] for k, a in s.items() if a["cpu_pct_other"] and not k.startswith("scaled-")),
+               default=0.0)
     if busy > 30:
         lines.append(f"WARNING: the rest of the machine used up to {busy:.0f} % CPU during the measurements; "
                      "if that was foreign load, the figures are disturbed (see 'other %' in F).")
@@ -216,6 +289,6 @@ def report(results: dict) -> str:
     lines += _memory(results)
     lines += _history(results.get("history"))
     lines += _cpu_share(s, m["cpus"])
-    lines += ["", "G) Scaled out (RabbitMQ + PostgreSQL, one and two workers): not measured yet (see bench/README.md)"]
+    lines += _scaled(results, conns)
     lines += _notes(results)
     return "\n".join(lines)
