@@ -21,6 +21,7 @@ mod postgres_security;
 mod reload;
 mod schedule;
 mod ssrf;
+mod standins;
 mod stateful;
 mod story_tests;
 mod tokens;

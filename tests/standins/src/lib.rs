@@ -531,6 +531,27 @@ impl StandIns {
             .collect()
     }
 
+    /// Waits until a request matching `matches` has been received (one already received
+    /// counts); returns it, or `None` after `timeout`. For example, the Droplet-create
+    /// request a story makes when its pool is empty, before the test plays the build's
+    /// report-back webhook.
+    pub async fn wait_for_request(
+        &self,
+        timeout: Duration,
+        matches: impl Fn(&RecordedRequest) -> bool,
+    ) -> Option<RecordedRequest> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(r) = self.log.all().into_iter().find(|r| matches(r)) {
+                return Some(r);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The shared request log (to follow requests live, or clear it).
     pub fn log(&self) -> &RequestLog {
         &self.log

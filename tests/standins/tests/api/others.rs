@@ -151,3 +151,35 @@ async fn settings_name_every_pack_resource_and_credential() {
     assert_eq!(urls.len(), Vendor::ALL.len());
     let _ = last_reason(&s);
 }
+
+#[tokio::test]
+async fn wait_for_request_returns_a_matching_request_once_it_arrives() {
+    let s = StandIns::start().await;
+    let url = s.tracker().url().to_string();
+    let token = s.tracker().token().to_string();
+    let none = s
+        .wait_for_request(std::time::Duration::from_millis(50), |r| {
+            r.path == "/issues/LATE"
+        })
+        .await;
+    assert!(none.is_none());
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let _ = req(Method::GET, &url, "/issues/LATE")
+            .bearer_auth(token)
+            .send()
+            .await;
+    });
+    let got = s
+        .wait_for_request(std::time::Duration::from_secs(10), |r| {
+            r.path == "/issues/LATE"
+        })
+        .await
+        .expect("the request");
+    assert_eq!((got.vendor, got.status), (Vendor::Tracker, 404));
+    assert!(
+        got.summary().contains("no ticket `LATE`"),
+        "{}",
+        got.summary()
+    );
+}
