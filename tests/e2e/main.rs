@@ -2,6 +2,7 @@
 //! loopback and a real SQLite store in a temporary directory (or, in `postgres`, a real
 //! PostgreSQL server: see tests/services/postgres.sh).
 
+mod smtp;
 mod support;
 mod webdriver;
 
@@ -23,6 +24,8 @@ mod schedule;
 mod ssrf;
 mod standins;
 mod stateful;
+mod story_env;
+mod story_trial;
 mod story_tests;
 mod tokens;
 mod ui;
