@@ -144,19 +144,11 @@ async fn the_packs_requests_through_the_binary_are_accepted_by_the_stand_ins() {
 
     let stories = stories_dir(&[("packs-requests.yaml", STORY)]);
     let data = tempfile::tempdir().unwrap();
-    // Credentials from the environment (SWITCHYARD_CREDENTIAL_NAME), resources by the CLI.
-    let env: Vec<(String, String)> = s
-        .credentials()
-        .into_iter()
-        .map(|(name, value)| {
-            (
-                format!("SWITCHYARD_CREDENTIAL_{}", name.to_uppercase()),
-                value,
-            )
-        })
-        .collect();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let server = Server::start_with_env(stories.path(), &data.path().join("d"), &[], &env).await;
+    // Credentials stored encrypted through the CLI, resources by the CLI.
+    let server = Server::start(stories.path(), &data.path().join("d")).await;
+    for (name, value) in s.credentials() {
+        server.set_credential(&name, &value, &[]);
+    }
     for (name, value) in s.resources() {
         let out = server.cli(&["resource", "set", &name, &value]);
         assert!(out.status.success(), "{out:?}");
