@@ -232,7 +232,7 @@ async fn a_red_branch_needs_a_forced_deploy_and_a_failing_deploy_is_reported() {
     );
 
     // Nonsense gets usage, and nothing else.
-    say(env, "/deploy", "please").await;
+    say(env, "/deploy", "what is this?").await;
     until("the usage", || {
         env.standins
             .chat()
