@@ -3,7 +3,6 @@
 //! The test plays the systems around the story: the signup backend, the deployer (GitHub
 //! deployment statuses and the `deployment_status` webhook) and a new Droplet's cloud-init.
 
-use std::time::Duration;
 
 use serde_json::{json, Value};
 use switchyard_standins::hubspot::ObjectType;
@@ -231,9 +230,15 @@ async fn with_the_pool_empty_support_is_emailed_and_the_request_waits_for_a_buil
     assert!(taken.has_tag("trial") && !taken.has_tag("trial-pending"), "{taken:?}");
     assert_eq!(taken.status, "active");
 
-    // The retries stop: nothing else builds, no second deployment, no more mail.
-    let settle = Duration::from_secs(4);
-    tokio::time::sleep(settle).await;
+    // The retries stop: once every run of the story is over (a pending retry keeps its run
+    // running), nothing else builds, no second deployment, no more mail.
+    until("every run of the story to be over", || {
+        env.runs(STORY)
+            .iter()
+            .all(|r| r["status"] != "running")
+            .then_some(())
+    })
+    .await;
     let all = env.standins.digitalocean().droplets();
     assert_eq!(
         all.len(),
