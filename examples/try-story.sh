@@ -133,6 +133,7 @@ gh() { # METHOD PATH [JSON]
     curl -sSf -X "$1" "$github$2" -H "authorization: Bearer $github_token" \
         -H 'accept: application/vnd.github+json' "${body[@]}"
 }
+a_records='.domains | map_values(map(select(.type == "A") | {name, data}))'
 state() { curl -sS "$(url_of "$1")/_standin/state" | jq -c "${2:-.}"; }
 credential github_webhook_secret github-hook-secret
 
@@ -173,7 +174,7 @@ trial-provisioning)
         '{action: "created", deployment_status: $s[0], deployment: $d, repository: $r}' >"$work/event.json"
     show_run "$(deliver deployment_status deployed "$work/event.json")"
     say "DNS, HubSpot (the existing contact reused, a trial deal associated), SendGrid"
-    state digitalocean '.domains'
+    state digitalocean "$a_records"
     state hubspot
     state sendgrid
 
@@ -223,14 +224,23 @@ branch-environments)
     show_run "$(push spike-no-infra false)"
     say "environments, DNS records, GitHub deployments"
     "$work/branch-env" list
-    state digitalocean '.domains'
+    state digitalocean "$a_records"
     gh GET /repos/acme/shop/deployments | jq -c '.[] | {id, environment, ref}'
     say "the branch is deleted: DNS record first, then the environment"
     show_run "$(push feature-login true)"
     "$work/branch-env" list
-    state digitalocean '.domains'
-    say "the hourly cleanup, fired now"
+    state digitalocean "$a_records"
+    say "an environment whose branch is gone without a delivery (as if Switchyard was down)"
+    "$work/branch-env" deploy acme/shop old-spike "$(printf '0%.0s' $(seq 40))" old-spike >/dev/null 2>&1
+    do_token=$(sed -n "s/^printf %s '\(.*\)' | switchyard credential set digitalocean_token$/\1/p" "$work/standins.out")
+    curl -sSf -X POST "$(url_of digitalocean)/v2/domains/review.example.com/records" \
+        -H "authorization: Bearer $do_token" -H 'content-type: application/json' \
+        -d '{"type": "A", "name": "old-spike", "data": "203.0.113.99", "ttl": 300}' >/dev/null
+    "$work/branch-env" list
+    say "the hourly cleanup, fired now, removes it"
     switchyard trigger "$story" hourly --wait
+    "$work/branch-env" list
+    state digitalocean "$a_records"
     ;;
 
 release-pipeline)
