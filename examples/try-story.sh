@@ -77,7 +77,6 @@ release-pipeline)
                        "statuses": [{"ref": "v1.4.0", "context": "ci/build", "state": "success"}],
                        "pulls": [{"number": 42, "head": "release-1.4", "base": "main", "title": "Release 1.4.0",
                                   "reviews": [{"user": "grace", "state": "APPROVED"}]}]}],
-           "chat": {"channels": ["releases"]},
            "tracker": {"REL-7": "Ready for Release", "REL-8": "In Progress"}}' ;;
 chatops-deploy)
     seed='{"github": [{"repo": "acme/shop", "default_branch": "main",
@@ -93,7 +92,7 @@ switchyard-standins --packs packs --seed "$work/seed.json" --quiet >"$work/stand
 pids+=($!)
 wait_for "the stand-ins" grep -q '^# Requests' "$work/standins.out"
 grep '^#   ' "$work/standins.out"
-url_of() { awk -v v="$1" '$1 == "#" && $2 == v { print $3 }' "$work/standins.out"; }
+url_of() { awk -v v="$1" '$1 == "#" && $2 == v { print $3; exit }' "$work/standins.out"; }
 github=$(url_of github)
 github_token=$(sed -n "s/^printf %s '\(.*\)' | switchyard credential set github_token$/\1/p" "$work/standins.out")
 
@@ -255,7 +254,7 @@ release-pipeline)
     switchyard trigger "$story" release --wait --data '{"repository": "acme/shop", "pull_request": 42,
         "ref": "v1.4.0", "version": "1.4.1", "ticket": "REL-8", "requested_by": "ada"}' || true
     say "chat, the artifact repository, GitHub deployments"
-    state chat
+    state chat '.messages[] | {channel: .channel_name, thread_ts, text}'
     state artifacts
     gh GET /repos/acme/shop/deployments | jq -c '.[] | {id, environment, ref}'
     ;;
@@ -290,7 +289,7 @@ chatops-deploy)
     say "the daily report, fired now"
     switchyard trigger "$story" daily --wait
     say "the chat"
-    state chat
+    state chat '.messages[] | {channel: .channel_name, thread_ts, text}'
     ;;
 esac
 
