@@ -144,4 +144,3 @@ pub fn header(data: &str, name: &str) -> Option<String> {
         k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
     })
 }
-

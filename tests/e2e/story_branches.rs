@@ -172,7 +172,10 @@ async fn a_push_makes_an_environment_with_a_dns_name_and_a_deployment_and_deleti
     let run = push(env, "feature/Login_form", false).await;
     env.succeeded(&run).await;
     assert_eq!(environments(&f.script)[0]["sha"], sha2.as_str());
-    assert_eq!(a_record(env, "feature-login-form").as_deref(), Some(address.as_str()));
+    assert_eq!(
+        a_record(env, "feature-login-form").as_deref(),
+        Some(address.as_str())
+    );
     let records: Vec<_> = env
         .standins
         .digitalocean()
@@ -231,9 +234,7 @@ async fn the_hourly_cleanup_removes_environments_whose_branch_is_gone() {
 
     // Unconfigured, the hourly run does nothing (and fails nothing).
     env.resource("branch_env_script", "");
-    let quiet = env
-        .server
-        .cli_json(&["trigger", STORY, "hourly", "--wait"]);
+    let quiet = env.server.cli_json(&["trigger", STORY, "hourly", "--wait"]);
     assert_eq!(quiet["run"]["status"], "succeeded", "{quiet}");
     assert!(
         quiet["events"]
@@ -258,9 +259,7 @@ async fn the_hourly_cleanup_removes_environments_whose_branch_is_gone() {
     g.delete_branch(REPO, "stale-one");
     g.delete_branch(REPO, "stale-two");
 
-    let detail = env
-        .server
-        .cli_json(&["trigger", STORY, "hourly", "--wait"]);
+    let detail = env.server.cli_json(&["trigger", STORY, "hourly", "--wait"]);
     assert_eq!(detail["run"]["status"], "succeeded", "{detail}");
     assert_eq!(names(&environments(&f.script)), ["keep-me"]);
     assert!(a_record(env, "keep-me").is_some());
@@ -274,9 +273,7 @@ async fn the_hourly_cleanup_removes_environments_whose_branch_is_gone() {
     assert_ne!(run_started_by["started_by"], "schedule", "{run_started_by}");
 
     // Nothing left to clean: the next hour removes nothing.
-    let again = env
-        .server
-        .cli_json(&["trigger", STORY, "hourly", "--wait"]);
+    let again = env.server.cli_json(&["trigger", STORY, "hourly", "--wait"]);
     assert_eq!(again["run"]["status"], "succeeded", "{again}");
     assert_eq!(names(&environments(&f.script)), ["keep-me"]);
     assert_only_branch_lookups_refused(env);

@@ -133,7 +133,10 @@ async fn a_chat_command_deploys_through_github_and_reports_in_the_thread() {
     // An earlier deployment to staging, for the "previous" line and the compare link.
     g.create_branch(REPO, "old", &first);
     say(env, "/deploy", "shop/old to staging").await;
-    let old = until("the first deployment", || g.deployments(REPO).first().cloned()).await;
+    let old = until("the first deployment", || {
+        g.deployments(REPO).first().cloned()
+    })
+    .await;
     env.succeeded(&deliver_deployment(env, old.id).await).await;
 
     say(env, "/deploy", "shop/feature-x to staging").await;
@@ -143,7 +146,10 @@ async fn a_chat_command_deploys_through_github_and_reports_in_the_thread() {
             .find(|d| d.git_ref == "feature-x")
     })
     .await;
-    assert_eq!((d.environment.as_str(), d.sha.as_str()), ("staging", sha.as_str()));
+    assert_eq!(
+        (d.environment.as_str(), d.sha.as_str()),
+        ("staging", sha.as_str())
+    );
     assert_eq!(d.payload["requested_by"], "ada");
     let thread = d.payload["chat"]["thread_ts"].as_str().unwrap().to_string();
     let root = env
@@ -153,7 +159,12 @@ async fn a_chat_command_deploys_through_github_and_reports_in_the_thread() {
         .into_iter()
         .find(|m| m.ts == thread)
         .expect("the announcement");
-    assert!(root.text.contains("@ada is deploying shop/feature-x to staging"), "{}", root.text);
+    assert!(
+        root.text
+            .contains("@ada is deploying shop/feature-x to staging"),
+        "{}",
+        root.text
+    );
 
     // GitHub delivers the deployment event; the deploy runs.
     let run = deliver_deployment(env, d.id).await;
@@ -177,7 +188,9 @@ async fn a_chat_command_deploys_through_github_and_reports_in_the_thread() {
     assert_eq!(replies.len(), 2, "{replies:?}");
     assert!(
         replies[0].text.contains("Deploying acme/shop feature-x")
-            && replies[0].text.contains(&format!("Previous: deployment {}", old.id))
+            && replies[0]
+                .text
+                .contains(&format!("Previous: deployment {}", old.id))
             && replies[0].text.contains(&format!(
                 "https://github.com/acme/shop/compare/{}...{}",
                 &old.sha[..12],
@@ -186,7 +199,11 @@ async fn a_chat_command_deploys_through_github_and_reports_in_the_thread() {
         "{}",
         replies[0].text
     );
-    assert!(replies[1].text.contains("is live on staging"), "{}", replies[1].text);
+    assert!(
+        replies[1].text.contains("is live on staging"),
+        "{}",
+        replies[1].text
+    );
     env.assert_nothing_refused();
 }
 
@@ -208,7 +225,8 @@ async fn a_red_branch_needs_a_forced_deploy_and_a_failing_deploy_is_reported() {
     })
     .await;
     assert!(
-        refusal.text.contains("ci/test: failure") && refusal.text.contains("deploy! shop/broken-login to qa"),
+        refusal.text.contains("ci/test: failure")
+            && refusal.text.contains("deploy! shop/broken-login to qa"),
         "{}",
         refusal.text
     );
@@ -216,7 +234,10 @@ async fn a_red_branch_needs_a_forced_deploy_and_a_failing_deploy_is_reported() {
 
     // Forced: GitHub is asked to check nothing.
     say(env, "/deploy!", "shop/broken-login to qa").await;
-    let d = until("the forced deployment", || g.deployments(REPO).first().cloned()).await;
+    let d = until("the forced deployment", || {
+        g.deployments(REPO).first().cloned()
+    })
+    .await;
     assert_eq!(d.payload["forced"], true);
     let thread = d.payload["chat"]["thread_ts"].as_str().unwrap().to_string();
 
@@ -266,7 +287,10 @@ async fn a_green_default_branch_goes_to_qa_and_the_daily_report_lists_what_is_no
     let deployments = g.deployments(REPO);
     assert_eq!(deployments.len(), 1, "{deployments:?}");
     assert_eq!(
-        (deployments[0].environment.as_str(), deployments[0].sha.as_str()),
+        (
+            deployments[0].environment.as_str(),
+            deployments[0].sha.as_str()
+        ),
         ("qa", base.as_str())
     );
     env.succeeded(&deliver_deployment(env, deployments[0].id).await)
@@ -275,9 +299,7 @@ async fn a_green_default_branch_goes_to_qa_and_the_daily_report_lists_what_is_no
     // Two more commits land on main; the daily report names them and their authors.
     g.commit(REPO, "main", "Add search\n\nWith filters.", "grace");
     g.commit(REPO, "main", "Fix a typo", "linus");
-    let detail = env
-        .server
-        .cli_json(&["trigger", STORY, "daily", "--wait"]);
+    let detail = env.server.cli_json(&["trigger", STORY, "daily", "--wait"]);
     assert_eq!(detail["run"]["status"], "succeeded", "{detail:#}");
     let reports: Vec<Message> = env
         .standins

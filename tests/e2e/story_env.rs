@@ -157,7 +157,8 @@ impl StoryEnv {
     pub async fn succeeded(&self, run_id: &str) -> Value {
         let detail = self.server.wait_run(run_id, PATIENCE).await;
         assert_eq!(
-            detail["run"]["status"], "succeeded",
+            detail["run"]["status"],
+            "succeeded",
             "run {run_id}: {detail:#}\n{}",
             self.server.logs()
         );
@@ -166,7 +167,8 @@ impl StoryEnv {
 
     /// The runs of a story, newest first.
     pub fn runs(&self, story: &str) -> Vec<Value> {
-        self.server.cli_json(&["runs", "list", "--story", story, "--limit", "1000"])["runs"]
+        self.server
+            .cli_json(&["runs", "list", "--story", story, "--limit", "1000"])["runs"]
             .as_array()
             .cloned()
             .unwrap_or_default()

@@ -130,7 +130,10 @@ async fn a_ready_release_is_built_signed_published_recorded_and_announced() {
     let deployments = env.standins.github().deployments(REPO);
     assert_eq!(deployments.len(), 1, "{deployments:?}");
     let d = &deployments[0];
-    assert_eq!((d.task.as_str(), d.environment.as_str()), ("release", "production"));
+    assert_eq!(
+        (d.task.as_str(), d.environment.as_str()),
+        ("release", "production")
+    );
     assert_eq!(d.git_ref, "v1.4.0");
     assert_eq!(d.payload["ticket"], "REL-7");
     assert_eq!(d.state(), Some("success"));
@@ -142,7 +145,9 @@ async fn a_ready_release_is_built_signed_published_recorded_and_announced() {
         "{texts:?}"
     );
     // The artifact repository's token was never stored in an event.
-    assert!(!detail.to_string().contains(env.standins.artifacts().token()));
+    assert!(!detail
+        .to_string()
+        .contains(env.standins.artifacts().token()));
     env.assert_nothing_refused();
 }
 
@@ -163,7 +168,9 @@ async fn a_failed_gate_stops_the_release_with_its_reason_in_chat() {
     );
 
     // CI went red.
-    env.standins.tracker().set_ticket("REL-7", "ready for release");
+    env.standins
+        .tracker()
+        .set_ticket("REL-7", "ready for release");
     env.standins
         .github()
         .set_status(REPO, "v1.4.0", "ci/test", "failure");

@@ -3,7 +3,6 @@
 //! The test plays the systems around the story: the signup backend, the deployer (GitHub
 //! deployment statuses and the `deployment_status` webhook) and a new Droplet's cloud-init.
 
-
 use serde_json::{json, Value};
 use switchyard_standins::hubspot::ObjectType;
 
@@ -65,7 +64,12 @@ async fn report_built(env: &StoryEnv, droplet_id: u64) {
         "the user data calls back with the build token: {user_data}"
     );
     let (status, answer) = env
-        .post_bearer(STORY, "built", BUILD_TOKEN, &json!({"droplet_id": droplet_id}))
+        .post_bearer(
+            STORY,
+            "built",
+            BUILD_TOKEN,
+            &json!({"droplet_id": droplet_id}),
+        )
         .await;
     assert_eq!(status, 202, "{answer}");
     env.succeeded(answer["run_id"].as_str().unwrap()).await;
@@ -91,9 +95,7 @@ async fn a_trial_request_becomes_a_tenant_and_the_pool_is_refilled() {
         .standins
         .digitalocean()
         .add_droplet("trial-pool-1", &["trial-pending"]);
-    env.standins
-        .digitalocean()
-        .set_status(pooled.id, "off");
+    env.standins.digitalocean().set_status(pooled.id, "off");
 
     // A second submit of the same form is dropped.
     let run = request(
@@ -125,7 +127,10 @@ async fn a_trial_request_becomes_a_tenant_and_the_pool_is_refilled() {
     assert_eq!(deployment.payload["email"], "ada@example.com");
 
     // A replacement is being built, outside the pool.
-    let building = env.standins.digitalocean().droplets_tagged("trial-building");
+    let building = env
+        .standins
+        .digitalocean()
+        .droplets_tagged("trial-building");
     assert_eq!(building.len(), 1, "{building:?}");
     assert!(env
         .standins
@@ -156,9 +161,17 @@ async fn a_trial_request_becomes_a_tenant_and_the_pool_is_refilled() {
         "{records:?}"
     );
     let h = env.standins.hubspot();
-    let contact = h.contact_by_email("ada@example.com").expect("contact created");
-    assert_eq!(contact.properties.get("firstname").map(String::as_str), Some("Ada"));
-    assert_eq!(contact.properties.get("lastname").map(String::as_str), Some("Lovelace"));
+    let contact = h
+        .contact_by_email("ada@example.com")
+        .expect("contact created");
+    assert_eq!(
+        contact.properties.get("firstname").map(String::as_str),
+        Some("Ada")
+    );
+    assert_eq!(
+        contact.properties.get("lastname").map(String::as_str),
+        Some("Lovelace")
+    );
     assert_eq!(
         contact.properties.get("company").map(String::as_str),
         Some("Analytical Engines")
@@ -178,9 +191,16 @@ async fn a_trial_request_becomes_a_tenant_and_the_pool_is_refilled() {
     report_built(&env, building[0].id).await;
     let built = env.standins.digitalocean().droplet(building[0].id).unwrap();
     assert_eq!(built.status, "off");
-    assert!(built.has_tag("trial-pending") && !built.has_tag("trial-building"), "{built:?}");
+    assert!(
+        built.has_tag("trial-pending") && !built.has_tag("trial-building"),
+        "{built:?}"
+    );
 
-    assert!(smtp.delivered().is_empty(), "support got no mail: {:?}", smtp.delivered());
+    assert!(
+        smtp.delivered().is_empty(),
+        "support got no mail: {:?}",
+        smtp.delivered()
+    );
     env.assert_nothing_refused();
 }
 
@@ -204,12 +224,17 @@ async fn with_the_pool_empty_support_is_emailed_and_the_request_waits_for_a_buil
     let data = mail[0]["data"].as_str().unwrap();
     assert_eq!(mail[0]["rcpt_tos"], json!(["support@example.com"]));
     assert!(
-        header(data, "Subject").unwrap().contains("Trial pool empty: Navy"),
+        header(data, "Subject")
+            .unwrap()
+            .contains("Trial pool empty: Navy"),
         "{data}"
     );
     // One Droplet is built for it; the request is retried meanwhile.
     let building = until("a Droplet being built", || {
-        let b = env.standins.digitalocean().droplets_tagged("trial-building");
+        let b = env
+            .standins
+            .digitalocean()
+            .droplets_tagged("trial-building");
         (!b.is_empty()).then_some(b)
     })
     .await;
@@ -227,7 +252,10 @@ async fn with_the_pool_empty_support_is_emailed_and_the_request_waits_for_a_buil
     let deployment = deployment_for(&env, "grace@example.com").await;
     assert_eq!(deployment.payload["droplet_id"], building[0].id);
     let taken = env.standins.digitalocean().droplet(building[0].id).unwrap();
-    assert!(taken.has_tag("trial") && !taken.has_tag("trial-pending"), "{taken:?}");
+    assert!(
+        taken.has_tag("trial") && !taken.has_tag("trial-pending"),
+        "{taken:?}"
+    );
     assert_eq!(taken.status, "active");
 
     // The retries stop: once every run of the story is over (a pending retry keeps its run
@@ -315,17 +343,27 @@ async fn a_failed_deployment_and_a_failing_step_email_support_and_bad_signatures
     let mail = smtp.until_delivered(1, PATIENCE).await;
     let data = mail[0]["data"].as_str().unwrap();
     assert!(
-        header(data, "Subject").unwrap().starts_with("Trial deployment failed: Kernel"),
+        header(data, "Subject")
+            .unwrap()
+            .starts_with("Trial deployment failed: Kernel"),
         "{data}"
     );
     assert!(data.contains("ansible: host unreachable"), "{data}");
-    assert!(env.standins.digitalocean().records("trials.example.com").iter().all(|r| r.kind != "A"));
+    assert!(env
+        .standins
+        .digitalocean()
+        .records("trials.example.com")
+        .iter()
+        .all(|r| r.kind != "A"));
 
     // A DNS name already taken fails the step: support gets the run id.
     let tenant = deployment.payload["tenant"].as_str().unwrap();
-    env.standins
-        .digitalocean()
-        .add_record("trials.example.com", "CNAME", tenant, "elsewhere.example.com.");
+    env.standins.digitalocean().add_record(
+        "trials.example.com",
+        "CNAME",
+        tenant,
+        "elsewhere.example.com.",
+    );
     let (status, answer) = env
         .report_deployment(
             STORY,
@@ -343,7 +381,11 @@ async fn a_failed_deployment_and_a_failing_step_email_support_and_bad_signatures
     let failure = mail
         .iter()
         .map(|m| m["data"].as_str().unwrap())
-        .find(|d| header(d, "Subject").unwrap().starts_with("Trial provisioning failed"))
+        .find(|d| {
+            header(d, "Subject")
+                .unwrap()
+                .starts_with("Trial provisioning failed")
+        })
         .expect("the failure notice");
     assert!(failure.contains(run_id), "{failure}");
     assert!(env.standins.hubspot().contacts().is_empty());
