@@ -5,13 +5,13 @@
 #
 # It builds `switchyard` and `switchyard-standins`, starts the vendors' stand-ins
 # (DigitalOcean, HubSpot, SendGrid, GitHub, chat, tracker, artifact repository) seeded for the
-# story, a real SMTP server (tests/e2e/smtp_sink.py, needs python3 with aiosmtpd) for the
+# story, a real SMTP server (tests/e2e/smtp_sink.py; aiosmtpd is installed when missing) for the
 # trial story, and `switchyard serve` on a copy of the story in a temporary directory; it
 # points the packs at the stand-ins with the `resource set` / `credential set` commands the
 # stand-ins print, plays the systems around the story (the signup backend, GitHub, a chat
 # user, a Droplet's cloud-init), and shows what happened: the runs and the stand-ins' state.
 # Everything it started is stopped at the end; KEEP=1 leaves it running until Ctrl-C.
-# Needs curl, jq, openssl; honours CARGO_TARGET_DIR.
+# Needs curl, jq, openssl, python3; honours CARGO_TARGET_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -139,12 +139,14 @@ credential github_webhook_secret github-hook-secret
 # ---- the story -------------------------------------------------------------------------------
 case "$story" in
 trial-provisioning)
+    python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet aiosmtpd
     smtp_port=$(free_port)
     mkdir "$work/mail"
     mkfifo "$work/smtp.in"
     python3 tests/e2e/smtp_sink.py "$smtp_port" "$work/mail" <"$work/smtp.in" >"$work/smtp.log" 2>&1 &
     pids+=($!)
     exec 3>"$work/smtp.in"
+    wait_for "the SMTP server" grep -q '^ready' "$work/smtp.log"
     credential smtp "smtp://127.0.0.1:$smtp_port"
     credential trial_request_token signup-secret
     credential trial_build_token cloud-init-secret
