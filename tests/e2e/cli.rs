@@ -136,7 +136,7 @@ async fn trigger_story_runs_events_and_replay_through_the_cli() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a valid run id"));
     let out = server.cli(&["trigger", "ops", "shape"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a webhook agent"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a webhook or schedule agent"));
     let out = Command::new(bin())
         .args(["story", "list"])
         .env("SWITCHYARD_URL", "http://127.0.0.1:9")

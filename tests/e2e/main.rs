@@ -2,6 +2,7 @@
 //! loopback and a real SQLite store in a temporary directory (or, in `postgres`, a real
 //! PostgreSQL server: see tests/services/postgres.sh).
 
+mod smtp;
 mod support;
 mod webdriver;
 
@@ -23,7 +24,12 @@ mod schedule;
 mod ssrf;
 mod standins;
 mod stateful;
+mod story_branches;
+mod story_chatops;
+mod story_env;
+mod story_release;
 mod story_tests;
+mod story_trial;
 mod tokens;
 mod ui;
 mod ui_auth;

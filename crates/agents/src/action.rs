@@ -182,6 +182,10 @@ fn report(cx: &mut BuildContext<'_>, at: &str, action: &PackAction, given: &Map<
 
 #[async_trait]
 impl Agent for Action {
+    fn accepts_status(&self, status: u16) -> Option<bool> {
+        self.action.body.accepts_status(status)
+    }
+
     async fn execute(&self, cx: &ExecContext<'_>) -> Result<Outcome, AgentError> {
         let action = &self.action;
         let given = match &self.with {

@@ -205,6 +205,13 @@ impl AgentType for HttpRequest {
 
 #[async_trait]
 impl Agent for HttpRequest {
+    fn accepts_status(&self, status: u16) -> Option<bool> {
+        Some(match &self.expect {
+            Some(codes) => codes.contains(&status),
+            None => (200..300).contains(&status),
+        })
+    }
+
     async fn execute(&self, cx: &ExecContext<'_>) -> Result<Outcome, AgentError> {
         let t = cx.templates;
         let url_text = self.url.render_string(t)?;

@@ -77,4 +77,11 @@ pub trait Agent: Send + Sync + Debug + 'static {
 
     /// Does the agent's work on one incoming event.
     async fn execute(&self, cx: &ExecContext<'_>) -> Result<Outcome, AgentError>;
+
+    /// For an agent that answers with an HTTP response (`http_request`, an action whose body
+    /// is one): whether a response with `status` is a success (its `expect`, else 2xx).
+    /// Story tests judge canned HTTP answers with it. `None` for other agents.
+    fn accepts_status(&self, _status: u16) -> Option<bool> {
+        None
+    }
 }

@@ -58,13 +58,14 @@ enum Command {
     },
     /// Print the JSON Schema of story files.
     Schema,
-    /// Emit the event a webhook agent would emit for a POST of this JSON body.
+    /// Emit the event a webhook agent would emit for a POST of this JSON body, or fire a
+    /// schedule agent now (its tick's event, with the keys of a JSON object --data added).
     Trigger {
         /// Story name.
         story: String,
-        /// Webhook agent name.
+        /// Webhook or schedule agent name.
         agent: String,
-        /// The JSON body, or @FILE.
+        /// The JSON body (for a schedule, an object added to the tick), or @FILE.
         #[arg(long, short)]
         data: Option<String>,
         /// Follow the run to its end; exit 1 if it fails.

@@ -158,7 +158,8 @@ async fn set_enabled(
 }
 
 /// `POST /api/v1/stories/{name}/agents/{agent}/trigger`: stores the event the webhook agent
-/// would have emitted for a POST of the request's JSON body; answers its ids.
+/// would have emitted for a POST of the request's JSON body — or, for a schedule agent, the
+/// event of a tick now (the body's keys added) — and answers its ids.
 pub async fn trigger(
     State(state): State<AppState>,
     Path((name, agent)): Path<(String, String)>,
@@ -175,11 +176,6 @@ pub async fn trigger(
         .by_name
         .get(agent.as_str())
         .ok_or_else(|| ApiError::not_found(format!("story `{name}` has no agent `{agent}`")))?;
-    if !matches!(story.agents[index].agent.source(), Some(Source::Webhook(_))) {
-        return Err(ApiError::bad_request(format!(
-            "agent `{agent}` is not a webhook agent; only webhooks can be triggered"
-        )));
-    }
     let mut json_headers = HeaderMap::new();
     json_headers.insert(
         axum::http::header::CONTENT_TYPE,
@@ -190,19 +186,46 @@ pub async fn trigger(
     } else {
         parse_body(&json_headers, &body)?
     };
-    let path = story
-        .webhooks
-        .iter()
-        .find(|(_, &i)| i == index)
-        .map(|(p, _)| p.clone())
-        .unwrap_or_default();
-    let payload = json!({
-        "method": "POST",
-        "path": path,
-        "headers": {"content-type": "application/json"},
-        "query": {},
-        "body": data,
-    });
+    let payload = match story.agents[index].agent.source() {
+        Some(Source::Webhook(_)) => {
+            let path = story
+                .webhooks
+                .iter()
+                .find(|(_, &i)| i == index)
+                .map(|(p, _)| p.clone())
+                .unwrap_or_default();
+            json!({
+                "method": "POST",
+                "path": path,
+                "headers": {"content-type": "application/json"},
+                "query": {},
+                "body": data,
+            })
+        }
+        // A tick now, out of turn ("run the hourly job now"): `{scheduled_at, …payload}`,
+        // with the keys of a JSON object given as data on top.
+        Some(Source::Schedule(schedule)) => {
+            let cx = state.engine.template_context().build();
+            let mut tick = schedule
+                .event(switchyard_types::now(), &cx)
+                .map_err(|e| ApiError::bad_request(format!("agent `{agent}`: {}", e.message)))?;
+            match (&mut tick, data) {
+                (_, Value::Null) => {}
+                (Value::Object(t), Value::Object(extra)) => t.extend(extra),
+                (_, _) => {
+                    return Err(ApiError::bad_request(
+                        "the data of a schedule agent's tick is a JSON object (its keys are added to the event)",
+                    ))
+                }
+            }
+            tick
+        }
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "agent `{agent}` is not a webhook or schedule agent; only those can be triggered"
+            )))
+        }
+    };
     let by = match principal.filter(|p| p.token_id.is_some()) {
         Some(p) => format!("token:{}", p.name),
         None => headers

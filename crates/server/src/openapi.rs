@@ -95,11 +95,11 @@ const OPS: &[Op] = &[
         method: "post",
         path: "/stories/{name}/agents/{agent}/trigger",
         id: "trigger",
-        summary: "Store the event a webhook agent would emit for a POST of this JSON body",
+        summary: "Store the event a webhook agent would emit for a POST of this JSON body, or a schedule agent's tick now",
         tag: "stories",
         params: &[
             path("name", "Story name"),
-            path("agent", "Webhook agent name"),
+            path("agent", "Webhook or schedule agent name"),
         ],
         body: Some("any"),
         ok: (202, Some("Accepted")),

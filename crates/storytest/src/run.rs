@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 use switchyard_agents::{ExecContext, Outcome, Services};
-use switchyard_story::Story;
+use switchyard_story::{AgentDef, Story};
 use switchyard_template::{Context, ContextBuilder, Lookup};
 use switchyard_types::{JobId, RunId, Timestamp};
 
@@ -195,7 +195,7 @@ pub async fn run(story: &Story, case: &Case, services: &Services) -> Trace {
                 if given || EXTERNAL.contains(&def.kind.as_str()) {
                     let n = answered.entry(p.index).or_default();
                     *n += 1;
-                    canned(case, &def.name, &def.kind, *n - 1, &templates)
+                    canned(case, def, *n - 1, &templates)
                 } else {
                     cx.execute(&p, &templates, clock).await
                 }
@@ -314,13 +314,8 @@ impl CaseCx<'_> {
 
 /// The canned answer of an agent that reaches the outside: the `n`th of its responses
 /// (the last one repeats).
-fn canned(
-    case: &Case,
-    agent: &str,
-    kind: &str,
-    n: usize,
-    templates: &Context,
-) -> Result<Outcome, Failed> {
+fn canned(case: &Case, def: &AgentDef, n: usize, templates: &Context) -> Result<Outcome, Failed> {
+    let (agent, kind) = (&*def.name, def.kind.as_str());
     let Some(seq) = case.responses.get(agent).filter(|s| !s.is_empty()) else {
         return Err(Failed::Unanswered(format!(
             "`{agent}` is a `{kind}` agent, which reaches the outside; give its result under `responses: {{{agent}: …}}`"
@@ -345,7 +340,12 @@ fn canned(
             body,
         } => {
             let body = render(body)?;
-            if (200..300).contains(status) {
+            // The agent's own `expect` decides (an action's too), as for a real answer.
+            let success = def
+                .agent
+                .accepts_status(*status)
+                .unwrap_or((200..300).contains(status));
+            if success {
                 Ok(Outcome::Emit(vec![json!({
                     "status": status,
                     "headers": render(headers)?,

@@ -340,3 +340,45 @@ agents:
         "{messages:?}"
     );
 }
+
+#[tokio::test]
+async fn a_canned_http_answer_is_judged_by_the_agent_s_own_expect() {
+    let story = r#"name: lookup
+agents:
+  - name: inbound
+    type: webhook
+    auth: none
+  - name: check
+    type: http_request
+    from: inbound
+    url: "https://api.example.com/branches/{{ inbound.body.name }}"
+    expect: [200, 404]
+  - name: gone
+    type: trigger
+    from: check
+    if: check.status == 404
+"#;
+    let report = run_story_test(
+        story,
+        r#"cases:
+  - name: a 404 the agent expects is a result
+    event: {agent: inbound, body: {name: old}}
+    responses:
+      check: {status: 404, body: {message: Branch not found}}
+    expect:
+      gone: {status: 404, body: {message: Branch not found}}
+  - name: a status outside expect still fails
+    event: {agent: inbound, body: {name: x}}
+    responses:
+      check: {status: 500, body: oops}
+    expect:
+      check.error: {error: {kind: http_status}}
+    not_run: [gone]
+"#,
+    )
+    .await;
+    assert!(report.diagnostics.is_empty(), "{:?}", report.diagnostics);
+    for c in &report.cases {
+        assert!(c.passed, "{}: {:#?}", c.name, c.failures);
+    }
+}

@@ -332,7 +332,11 @@ impl Object for Named {
                 }
                 Some(Value::from(value))
             }
-            // An invalid value: using it fails with this message.
+            // A resource that is not set is undefined, so a story can give it a default
+            // (`resource.retry_after | default('5m')`) or test it (`is defined`); using it
+            // as it is fails, and the error names it as an unknown resource.
+            None if self.what == "resource" => None,
+            // An unknown credential is an invalid value: using it fails with this message.
             None => Some(Value::from(unknown_name(self.what, name))),
         }
     }

@@ -109,6 +109,10 @@ impl Error {
         };
         if let Some(snippet) = snippet {
             match kind {
+                ErrorKind::Undefined if unset_resource(snippet).is_some() => {
+                    let name = unset_resource(snippet).unwrap_or_default();
+                    message = format!("unknown resource {name} (in `{snippet}`)");
+                }
                 ErrorKind::Undefined if marker.is_none() && err.detail().is_none() => {
                     message = if after_pipe(source, err.range(), offset) {
                         format!("{message} passed to filter `{snippet}`")
@@ -147,6 +151,13 @@ impl Error {
             show_line: source.contains('\n'),
         }
     }
+}
+
+/// The name in a snippet that is exactly `resource.NAME` (an unset resource is undefined).
+fn unset_resource(snippet: &str) -> Option<&str> {
+    let name = snippet.strip_prefix("resource.")?;
+    (!name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .then_some(name)
 }
 
 /// Whether the span starts right after a `|` (i.e. names a filter).

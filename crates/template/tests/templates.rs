@@ -183,6 +183,13 @@ fn unknown_credentials_and_resources_are_errors() {
     let e = err("url: {{ resource.nope }}/x");
     assert_eq!(e.kind, ErrorKind::Undefined);
     assert!(e.message.contains("unknown resource nope"), "{e}");
+    // An unset resource is undefined: it may be tested and given a default.
+    assert_eq!(
+        ok("{{ resource.nope is defined }} {{ resource.nope | default('5m') }}"),
+        json!("False 5m")
+    );
+    let e = err("{{ resource.nope ~ '/x' }}");
+    assert!(e.message.contains("`resource.nope ~ '/x'`"), "{e}");
     // Without any credential source, `credential` itself is undefined.
     let t = compile("{{ credential.token }}").expect("compiles");
     let e = t
