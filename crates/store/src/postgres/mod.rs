@@ -8,6 +8,7 @@
 //! [`Error::Unavailable`]; the writers and the pool reconnect by themselves when it is back.
 
 mod batch;
+mod lease;
 mod rows;
 mod state;
 mod store_impl;
@@ -41,6 +42,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "operations",
         include_str!("../../../../migrations/postgres/0002_operations.sql"),
+    ),
+    (
+        3,
+        "scale_out",
+        include_str!("../../../../migrations/postgres/0003_scale_out.sql"),
     ),
 ];
 

@@ -156,6 +156,11 @@ fn apply(tx: &Connection, op: &WriteOp) -> rusqlite::Result<WriteReply> {
                 .execute([name])?;
             Ok(WriteReply::Changed(n))
         }
+        // The embedded store has no coordination (`Store::coordination` is `None`), so no
+        // claim reaches it.
+        WriteOp::Claim { .. } => Err(rusqlite::Error::ToSqlConversionFailure(
+            "job claims need the PostgreSQL store".into(),
+        )),
     }
 }
 
