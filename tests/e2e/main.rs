@@ -16,6 +16,7 @@ mod paginate_explode;
 mod pipeline;
 mod postgres;
 mod reload;
+mod scaled;
 mod schedule;
 mod stateful;
 mod ui;

@@ -39,7 +39,7 @@ agents:
 "#;
 
 /// A fresh database on the test server, or `None` when the test may not run.
-async fn database(test: &str) -> Option<TestDatabase> {
+pub(crate) async fn database(test: &str) -> Option<TestDatabase> {
     let server = server_url(test)?;
     Some(
         TestDatabase::create(&server)
@@ -116,21 +116,21 @@ async fn story_runs_on_postgresql_like_on_the_embedded_store() {
 }
 
 /// Webhook senders that keep posting until stopped, recording what each request got.
-struct Burst {
+pub(crate) struct Burst {
     stop: Arc<AtomicBool>,
     senders: Vec<tokio::task::JoinHandle<Vec<Answer>>>,
 }
 
 /// One request: when it was sent and answered, its status (0: no answer), its run.
-struct Answer {
-    sent: Instant,
-    answered: Instant,
-    status: u16,
-    run_id: Option<String>,
+pub(crate) struct Answer {
+    pub sent: Instant,
+    pub answered: Instant,
+    pub status: u16,
+    pub run_id: Option<String>,
 }
 
 impl Burst {
-    fn start(url: String, senders: usize) -> Burst {
+    pub(crate) fn start(url: String, senders: usize) -> Burst {
         let stop = Arc::new(AtomicBool::new(false));
         let senders = (0..senders)
             .map(|worker| {
@@ -171,7 +171,7 @@ impl Burst {
         Burst { stop, senders }
     }
 
-    async fn finish(self) -> Vec<Answer> {
+    pub(crate) async fn finish(self) -> Vec<Answer> {
         self.stop.store(true, Ordering::Relaxed);
         let mut all = Vec::new();
         for s in self.senders {
@@ -182,7 +182,7 @@ impl Burst {
 }
 
 /// The runs acknowledged with 202; every other answer must be a 5xx or no answer.
-fn acknowledged(answers: &[Answer]) -> Vec<String> {
+pub(crate) fn acknowledged(answers: &[Answer]) -> Vec<String> {
     for a in answers {
         assert!(
             a.status == 202 || a.status == 0 || a.status >= 500,
@@ -198,7 +198,7 @@ fn acknowledged(answers: &[Answer]) -> Vec<String> {
 }
 
 /// Every acknowledged run succeeded and reached the sink.
-async fn assert_all_delivered(server: &Server, sink: &Sink, acknowledged: &[String]) {
+pub(crate) async fn assert_all_delivered(server: &Server, sink: &Sink, acknowledged: &[String]) {
     for run_id in acknowledged {
         let detail = server.wait_run(run_id, Duration::from_secs(90)).await;
         assert_eq!(detail["run"]["status"], "succeeded", "{detail}");
@@ -310,7 +310,7 @@ impl Drop for PrivatePostgres {
     }
 }
 
-fn uuid_like() -> String {
+pub(crate) fn uuid_like() -> String {
     format!(
         "{}-{}",
         std::process::id(),

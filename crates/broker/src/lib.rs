@@ -342,6 +342,11 @@ impl Broker {
         &self.shared.config.queue
     }
 
+    /// Deliveries of one message before it is dead-lettered.
+    pub fn delivery_limit(&self) -> u32 {
+        self.shared.config.delivery_limit
+    }
+
     /// Publishes jobs (persistent) and waits for the broker to confirm every one.
     pub async fn publish(&self, jobs: &[JobEnvelope]) -> Result<(), Error> {
         if jobs.is_empty() {

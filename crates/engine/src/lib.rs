@@ -20,6 +20,7 @@ mod lineage;
 mod lookup;
 mod parked;
 mod queue;
+mod scale;
 mod schedule;
 mod timer;
 mod watch;
@@ -34,6 +35,7 @@ pub use ingest::{IngestError, Ingested, ReplayError, Replayed};
 pub use lineage::Lineage;
 use lookup::ResourceCache;
 pub use queue::JobMessage;
+pub use scale::ScaleOutConfig;
 use switchyard_agents::Services;
 use switchyard_store::Store;
 use tokio_util::sync::CancellationToken;
@@ -90,6 +92,8 @@ struct Inner {
     /// `credential.NAME` for templates and agents (see [`lookup::EnvCredentials`]).
     credentials: Arc<dyn switchyard_template::Lookup>,
     queue: queue::Queue,
+    /// The scaled-out mode (RabbitMQ between processes); `None` when embedded.
+    scale: Option<scale::ScaleOut>,
     parked: parked::Parked,
     timer: timer::Timer,
     cancel: CancellationToken,
@@ -104,9 +108,43 @@ impl Engine {
         store: Arc<dyn Store>,
         services: Services,
     ) -> Result<(Engine, ReloadReport), switchyard_store::Error> {
+        Engine::start_inner(config, store, services, None).await
+    }
+
+    /// Like [`Engine::start`], scaled out: jobs travel over RabbitMQ between this and other
+    /// processes sharing the store (which must coordinate: PostgreSQL). With
+    /// `config.run_workers` this process runs agents too; every process takes its turn at the
+    /// one-at-a-time duties (timer, scheduler, sweeper).
+    pub async fn start_scaled(
+        config: EngineConfig,
+        store: Arc<dyn Store>,
+        services: Services,
+        scale: ScaleOutConfig,
+    ) -> Result<(Engine, ReloadReport), switchyard_store::Error> {
+        if store.coordination().is_none() {
+            return Err(switchyard_store::Error::Unavailable(
+                "the RabbitMQ queue needs the PostgreSQL store (--database-url)".into(),
+            ));
+        }
+        Engine::start_inner(config, store, services, Some(scale)).await
+    }
+
+    async fn start_inner(
+        config: EngineConfig,
+        store: Arc<dyn Store>,
+        services: Services,
+        scale: Option<ScaleOutConfig>,
+    ) -> Result<(Engine, ReloadReport), switchyard_store::Error> {
         let resources = Arc::new(ResourceCache::default());
         resources.refresh(store.as_ref()).await?;
         let (queue, receiver) = queue::Queue::new();
+        let (scale, broker_receivers) = match scale {
+            Some(c) => {
+                let (s, r) = scale::ScaleOut::new(c);
+                (Some(s), Some(r))
+            }
+            None => (None, None),
+        };
         let engine = Engine {
             inner: Arc::new(Inner {
                 config: config.clone(),
@@ -118,6 +156,7 @@ impl Engine {
                 disabled: ArcSwap::from_pointee(Default::default()),
                 credentials: Arc::new(lookup::EnvCredentials),
                 queue,
+                scale,
                 parked: parked::Parked::default(),
                 timer: timer::Timer::default(),
                 cancel: CancellationToken::new(),
@@ -131,7 +170,9 @@ impl Engine {
             .inner
             .tasks
             .spawn(async move { e.run_housekeeping().await });
-        if config.run_workers {
+        if let Some(receivers) = broker_receivers {
+            engine.spawn_scaled(receivers);
+        } else if config.run_workers {
             engine.recover().await?;
             let e = engine.clone();
             engine
@@ -167,9 +208,48 @@ impl Engine {
         &self.inner.store
     }
 
-    /// Jobs waiting in memory for a worker.
+    /// Jobs waiting for a worker: in memory, or (scaled out) ready in RabbitMQ's queue at
+    /// the last look.
     pub fn queued(&self) -> usize {
-        self.inner.queue.depth()
+        match &self.inner.scale {
+            None => self.inner.queue.depth(),
+            Some(s) => s
+                .broker
+                .ready_messages()
+                .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+        }
+    }
+
+    /// Whether the job queue can take work: always when embedded; scaled out, whether
+    /// RabbitMQ is connected (else why not).
+    pub fn queue_status(&self) -> Result<(), String> {
+        match &self.inner.scale {
+            None => Ok(()),
+            Some(s) => s.broker.status(),
+        }
+    }
+
+    /// Whether jobs travel over RabbitMQ.
+    pub fn is_scaled_out(&self) -> bool {
+        self.inner.scale.is_some()
+    }
+
+    /// Whether this process does the one-at-a-time duties now (always when embedded).
+    pub fn is_coordinator(&self) -> bool {
+        self.inner.scale.as_ref().is_none_or(|s| s.is_coordinator())
+    }
+
+    /// Hands committed jobs to the workers: the in-process queue, or RabbitMQ (a job whose
+    /// publish fails stays in the store's outbox for the sweeper).
+    pub(crate) async fn dispatch(&self, jobs: Vec<JobMessage>) {
+        match &self.inner.scale {
+            None => {
+                for job in jobs {
+                    self.inner.queue.push(job);
+                }
+            }
+            Some(s) => s.publish(&jobs).await,
+        }
     }
 
     /// Whether a story takes events (operators can switch stories off).
@@ -216,6 +296,10 @@ impl Engine {
             let Some(retention) = self.inner.config.retention else {
                 continue;
             };
+            // Scaled out, one process prunes (the coordinator).
+            if !self.is_coordinator() {
+                continue;
+            }
             // Prune about four times per retention period, at most once a minute.
             let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
             if last_prune.is_some_and(|t| t.elapsed() < every) {
@@ -330,6 +414,9 @@ impl Engine {
             tracing::warn!(
                 "shutdown grace period over; unfinished jobs will run again at the next start"
             );
+        }
+        if let Some(s) = &self.inner.scale {
+            s.shutdown(self).await;
         }
     }
 

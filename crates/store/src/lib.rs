@@ -332,8 +332,12 @@ pub trait Coordination: Send + Sync + 'static {
     async fn renew(&self, owner: &str, jobs: &[JobId], lease: std::time::Duration) -> Result<()>;
     /// Gives a job back (its lease ends now) without counting a rescue.
     async fn release(&self, owner: &str, job: JobId) -> Result<()>;
-    /// Records that messages for `jobs` were confirmed by the broker.
+    /// Records that messages for `jobs` were confirmed by the broker. Only jobs that run at
+    /// once are marked: a job rescheduled meanwhile (a retry, a delay) stays in the outbox.
     async fn mark_published(&self, jobs: &[JobId]) -> Result<()>;
+    /// Records that messages for deferred jobs due at the given times were confirmed; a job
+    /// whose due time has moved since (rescheduled again) stays in the outbox.
+    async fn mark_due_published(&self, jobs: &[(JobId, Timestamp)]) -> Result<()>;
     /// Forgets that `jobs` were published (their publish failed after a sweep marked them).
     async fn unmark_published(&self, jobs: &[JobId]) -> Result<()>;
     /// Deferred jobs (retries, delays, wakes) due by `until` that have no message yet.

@@ -137,7 +137,13 @@ async fn deferred_jobs_are_not_taken_early_and_a_reschedule_reopens_the_outbox()
     let later = c.due_unpublished(due, 10).await.unwrap();
     assert_eq!(later.len(), 1);
     assert!(later[0].resumed);
+    // A mark for the job at another due time (it was rescheduled since) is not taken.
     c.mark_published(&[job.id]).await.unwrap();
+    c.mark_due_published(&[(job.id, now)]).await.unwrap();
+    assert_eq!(c.due_unpublished(due, 10).await.unwrap().len(), 1);
+    c.mark_due_published(&[(job.id, later[0].due_at)])
+        .await
+        .unwrap();
     assert!(c.due_unpublished(due, 10).await.unwrap().is_empty());
     drop(pg);
     db.drop_database().await.unwrap();

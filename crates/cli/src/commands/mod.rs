@@ -2,5 +2,7 @@
 
 pub mod migrate;
 pub mod ops;
+pub mod scaled;
 pub mod serve;
 pub mod validate;
+pub mod worker;

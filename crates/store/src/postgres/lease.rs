@@ -187,9 +187,27 @@ impl Coordination for PgStore {
         }
         query::<Postgres>(
             "UPDATE jobs SET published_at = now()
-             WHERE id = ANY($1) AND state = 'queued' AND published_at IS NULL",
+             WHERE id = ANY($1) AND state = 'queued' AND published_at IS NULL AND NOT deferred",
         )
         .bind(jobs.iter().map(|j| j.0).collect::<Vec<_>>())
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(unavailable)
+    }
+
+    async fn mark_due_published(&self, jobs: &[(JobId, Timestamp)]) -> Result<()> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        query::<Postgres>(
+            "UPDATE jobs SET published_at = now()
+             FROM UNNEST($1::uuid[], $2::timestamptz[]) AS u(id, due_at)
+             WHERE jobs.id = u.id AND jobs.due_at = u.due_at AND jobs.state = 'queued'
+               AND jobs.published_at IS NULL",
+        )
+        .bind(jobs.iter().map(|j| j.0 .0).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.1).collect::<Vec<_>>())
         .execute(&self.pool)
         .await
         .map(|_| ())
