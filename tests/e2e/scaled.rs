@@ -108,13 +108,10 @@ struct Worker {
 
 impl Worker {
     fn start(base: Vec<&str>, stories: &Path, log: PathBuf, extra: &[&str]) -> Worker {
-        let port = free_port();
         let mut args: Vec<String> = base.iter().map(|s| s.to_string()).collect();
         args.extend([
             "--stories".to_string(),
             stories.display().to_string(),
-            "--listen".to_string(),
-            format!("127.0.0.1:{port}"),
             "--lease".to_string(),
             "2s".to_string(),
             "--concurrency".to_string(),
@@ -124,14 +121,16 @@ impl Worker {
         let mut w = Worker {
             child: None,
             args,
-            port,
+            port: 0,
             log,
         };
         w.spawn();
         w
     }
 
+    /// Starts the process (again), with /readyz on a fresh port.
     fn spawn(&mut self) {
+        self.port = free_port();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -140,6 +139,8 @@ impl Worker {
         let child = Command::new(bin())
             .arg("worker")
             .args(&self.args)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
             .env("RUST_LOG", "info")
             .stdout(Stdio::from(log.try_clone().expect("log")))
             .stderr(Stdio::from(log))
