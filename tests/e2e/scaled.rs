@@ -18,7 +18,9 @@ use serde_json::{json, Value};
 use switchyard_broker::testing::unique_queue;
 use switchyard_store::postgres::testing::TestDatabase;
 
-use crate::postgres::{acknowledged, assert_all_delivered, database, uuid_like, Answer, Burst};
+use crate::postgres::{
+    acknowledged, assert_all_delivered, database, uuid_like, Answer, Burst, PrivatePostgres,
+};
 use crate::support::{bin, free_port, stories_dir, Server, Sink};
 
 const STORY: &str = r#"
@@ -513,31 +515,8 @@ async fn rabbitmq_restart_mid_burst_answers_503_then_completes_every_202() {
     wait_ready(&front.url, "the queue back", |status, _| status == 200).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let answers: Vec<Answer> = burst.finish().await;
-
-    let during: Vec<&Answer> = answers
-        .iter()
-        .filter(|a| a.sent >= down_from && a.answered <= down_until)
-        .collect();
-    assert!(
-        during.len() >= 3,
-        "too few webhooks during the outage to mean anything: {}",
-        during.len()
-    );
-    assert!(
-        during.iter().all(|a| a.status == 503),
-        "webhooks during the outage must get 503, got {:?}",
-        during.iter().map(|a| a.status).collect::<HashSet<_>>()
-    );
-    let after = answers
-        .iter()
-        .filter(|a| a.sent > down_until && a.status == 202)
-        .count();
-    assert!(
-        after > 0,
-        "no webhook was accepted after RabbitMQ came back"
-    );
-    let acknowledged = acknowledged(&answers);
-    assert_all_delivered(&front, &sink, &acknowledged).await;
+    let (acknowledged, refused) =
+        assert_outage(&answers, down_from, down_until, &front, &sink).await;
     wait_ready(
         &format!("http://127.0.0.1:{}", worker.port),
         "the worker ready",
@@ -545,13 +524,128 @@ async fn rabbitmq_restart_mid_burst_answers_503_then_completes_every_202() {
     )
     .await;
     eprintln!(
-        "{} acknowledged, {} answered 503 while RabbitMQ was down; all delivered without a restart of Switchyard",
-        acknowledged.len(),
-        during.len()
+        "{acknowledged} acknowledged, {refused} answered 503 while RabbitMQ was down; all delivered without a restart of Switchyard"
     );
     drop((worker, front));
     drop(rabbit);
     svc.close().await;
+}
+
+/// The answers sent and answered while a service was down (`from`..`until`) must all be 503,
+/// some after it must be 202, and every 202 must complete at the sink.
+async fn assert_outage(
+    answers: &[Answer],
+    from: Instant,
+    until: Instant,
+    front: &Server,
+    sink: &Sink,
+) -> (usize, usize) {
+    let during: Vec<&Answer> = answers
+        .iter()
+        .filter(|a| a.sent >= from && a.answered <= until)
+        .collect();
+    // For a failure message: (sent, answered) in ms relative to the outage's start, status.
+    let ms = |t: Instant| {
+        if t >= from {
+            t.duration_since(from).as_millis() as i64
+        } else {
+            -(from.duration_since(t).as_millis() as i64)
+        }
+    };
+    let around: Vec<(i64, i64, u16)> = answers
+        .iter()
+        .filter(|a| a.answered + Duration::from_secs(3) >= from && a.sent <= until)
+        .map(|a| (ms(a.sent), ms(a.answered), a.status))
+        .collect();
+    assert!(
+        during.len() >= 3,
+        "too few webhooks during the outage to mean anything: {} (sent ms after the outage began, took ms, status: {around:?})",
+        during.len()
+    );
+    assert!(
+        during.iter().all(|a| a.status == 503),
+        "webhooks during the outage must get 503, got {:?} {:?}",
+        during.iter().map(|a| a.status).collect::<HashSet<_>>(),
+        during
+            .iter()
+            .filter_map(|a| a.error.as_deref())
+            .collect::<Vec<_>>()
+    );
+    let after = answers
+        .iter()
+        .filter(|a| a.sent > until && a.status == 202)
+        .count();
+    assert!(after > 0, "no webhook was accepted after the outage");
+    let acknowledged = acknowledged(answers);
+    assert_all_delivered(front, sink, &acknowledged).await;
+    (acknowledged.len(), during.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgresql_restart_mid_burst_pauses_workers_and_completes_every_202() {
+    let test = "scaled::postgresql_restart_mid_burst…";
+    let Some(amqp) = switchyard_broker::testing::server_url(test) else {
+        return;
+    };
+    if switchyard_store::postgres::testing::server_url(test).is_none() {
+        return;
+    }
+    let pg = PrivatePostgres::start();
+    let queue = unique_queue("e2e");
+    let args = vec![
+        "--database-url",
+        pg.url.as_str(),
+        "--amqp-url",
+        amqp.as_str(),
+        "--amqp-queue",
+        queue.as_str(),
+    ];
+    let stories = stories_dir(&[("relay.yaml", STORY)]);
+    let data = tempfile::tempdir().unwrap();
+    let sink = Sink::start().await;
+    let mut front_args = args.clone();
+    front_args.push("--no-workers");
+    let front = Server::start_with(stories.path(), &data.path().join("front"), &front_args).await;
+    assert!(front
+        .cli(&["resource", "set", "sink_url", &sink.url])
+        .status
+        .success());
+    let mut w1 = Worker::start(
+        args.clone(),
+        stories.path(),
+        data.path().join("w1.log"),
+        &[],
+    );
+    let mut w2 = Worker::start(
+        args.clone(),
+        stories.path(),
+        data.path().join("w2.log"),
+        &[],
+    );
+    w1.ready().await;
+    w2.ready().await;
+
+    let burst = Burst::start(format!("{}/webhook/relay/inbound", front.url), 12);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    pg.stop();
+    let body = wait_ready(&front.url, "the store down", |status, b| {
+        status == 503 && b["store"] != "ok"
+    })
+    .await;
+    assert_eq!(body["queue"], "ok", "{body}");
+    let down_from = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let down_until = Instant::now();
+    pg.restart();
+    wait_ready(&front.url, "the store back", |status, _| status == 200).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let answers = burst.finish().await;
+    let (acknowledged, refused) =
+        assert_outage(&answers, down_from, down_until, &front, &sink).await;
+    eprintln!(
+        "{acknowledged} acknowledged, {refused} answered 503 while PostgreSQL was down; all delivered by the workers without a restart"
+    );
+    drop((w1, w2, front));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

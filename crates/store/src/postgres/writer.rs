@@ -11,8 +11,11 @@
 //! connection lost while COMMIT was in flight leaves the outcome unknown, so the writer asks
 //! a new connection for the transaction's status (`txid_status`) before it answers anyone.
 //! When the database cannot be reached every waiter gets `Error::Unavailable` at once, and
-//! the next batch tries to connect again.
+//! the next batch tries to connect again. While the writer waits to learn a lost COMMIT's
+//! outcome, writes that arrive meanwhile are refused at once (`Error::Unavailable`: nothing
+//! of them was applied) rather than left waiting behind it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,6 +62,9 @@ enum Failure {
 pub async fn run(config: Arc<WriterConfig>, mut rx: mpsc::Receiver<WriteRequest>) {
     let mut conn: Option<PgConnection> = None;
     let mut batch: Vec<WriteRequest> = Vec::with_capacity(config.max_batch);
+    // Set while a lost COMMIT's outcome is being found out (the database is out of reach).
+    let resolving = AtomicBool::new(false);
+    let mut closed = false;
     while let Some(first) = rx.recv().await {
         batch.push(first);
         while batch.len() < config.max_batch {
@@ -69,7 +75,27 @@ pub async fn run(config: Arc<WriterConfig>, mut rx: mpsc::Receiver<WriteRequest>
         }
         let started = Instant::now();
         let ops: Vec<&WriteOp> = batch.iter().map(|r| &r.op).collect();
-        let results = commit(&config, &mut conn, &ops).await;
+        let results = {
+            let committing = commit(&config, &mut conn, &ops, &resolving);
+            tokio::pin!(committing);
+            loop {
+                let shedding = !closed && resolving.load(Ordering::Relaxed);
+                tokio::select! {
+                    biased;
+                    r = &mut committing => break r,
+                    // Look again at whether the commit has begun resolving.
+                    _ = tokio::time::sleep(Duration::from_millis(100)), if !shedding => {}
+                    req = rx.recv(), if shedding => match req {
+                        Some(req) => {
+                            let _ = req.reply.send(Err(Error::Unavailable(
+                                "PostgreSQL is out of reach".into(),
+                            )));
+                        }
+                        None => closed = true,
+                    },
+                }
+            }
+        };
         drop(ops);
         config
             .stats
@@ -94,6 +120,7 @@ async fn commit(
     config: &WriterConfig,
     slot: &mut Option<PgConnection>,
     ops: &[&WriteOp],
+    resolving: &AtomicBool,
 ) -> Vec<Result<WriteReply>> {
     let mut last = String::new();
     for _ in 0..3 {
@@ -128,7 +155,10 @@ async fn commit(
                 message,
             })) => {
                 *slot = None;
-                match resolve(config, xid).await {
+                resolving.store(true, Ordering::Relaxed);
+                let outcome = resolve(config, xid).await;
+                resolving.store(false, Ordering::Relaxed);
+                match outcome {
                     Some(true) => return results,
                     Some(false) => last = message,
                     None => {
