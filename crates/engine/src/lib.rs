@@ -288,9 +288,22 @@ impl Engine {
                 _ = tick.tick() => {}
             }
             ticks += 1;
-            if ticks.is_multiple_of(5) {
+            // Scaled out, other processes change settings and resources: every process
+            // re-reads them every 2 s (embedded, only story settings, every 5 s).
+            let scaled = self.inner.scale.is_some();
+            if ticks.is_multiple_of(if scaled { 2 } else { 5 }) {
                 if let Err(e) = self.refresh_disabled().await {
                     tracing::warn!(error = %e, "could not refresh story settings");
+                }
+                if scaled {
+                    if let Err(e) = self
+                        .inner
+                        .resources
+                        .refresh(self.inner.store.as_ref())
+                        .await
+                    {
+                        tracing::warn!(error = %e, "could not refresh resources");
+                    }
                 }
             }
             let Some(retention) = self.inner.config.retention else {
