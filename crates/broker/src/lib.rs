@@ -358,7 +358,14 @@ impl Broker {
             .borrow()
             .clone()
             .ok_or_else(|| Error::Unavailable(self.last_error()))?;
-        let result = self.publish_on(&live, jobs).await;
+        // Bounded as a whole: a broker that blocks publishers (a resource alarm) or a
+        // half-dead connection must not hold a webhook for ever.
+        let result = tokio::time::timeout(
+            self.shared.config.confirm_timeout,
+            self.publish_on(&live, jobs),
+        )
+        .await
+        .unwrap_or_else(|_| Err(Error::NotConfirmed("no confirm in time".into())));
         match &result {
             Ok(()) => {
                 metrics::counter!("switchyard_broker_published_total").increment(jobs.len() as u64)
@@ -394,11 +401,7 @@ impl Broker {
                 .map_err(|e| Error::Unavailable(e.to_string()))?;
             confirms.push(confirm);
         }
-        let all = futures::future::join_all(confirms);
-        let results = tokio::time::timeout(self.shared.config.confirm_timeout, all)
-            .await
-            .map_err(|_| Error::NotConfirmed("no confirm in time".into()))?;
-        for r in results {
+        for r in futures::future::join_all(confirms).await {
             match r {
                 Ok(lapin::Confirmation::Ack(None)) => {}
                 Ok(lapin::Confirmation::Ack(Some(returned))) => {

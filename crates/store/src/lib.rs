@@ -319,7 +319,8 @@ pub struct Sweep {
 /// mode needs it; only the PostgreSQL store has it (see [`Store::coordination`]).
 #[async_trait]
 pub trait Coordination: Send + Sync + 'static {
-    /// Takes a due, queued job for `owner` for `lease`, unless another owner's lease holds it.
+    /// Takes a queued job (a deferred one only when due) for `owner` for `lease`, unless
+    /// another owner's lease holds it.
     /// Taking a job from an owner whose lease ran out counts a rescue.
     async fn claim(
         &self,

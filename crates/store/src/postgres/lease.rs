@@ -22,7 +22,8 @@ use super::{route_id, unavailable, PgStore};
 use crate::ops::{WriteOp, WriteReply};
 use crate::{Claim, Coordination, QueuedJob, Result, Sweep};
 
-/// A due job whose message arrives a little early (clocks differ) is still taken.
+/// A deferred job whose message arrives a little early (clocks differ) is still taken. (A
+/// job that runs at once is always due, whatever the clock of the process that made it.)
 const EARLY_MICROS: i64 = 1_000_000;
 
 /// One claim of a batch.
@@ -63,7 +64,7 @@ pub async fn claim_jobs(
             published_at = COALESCE(jobs.published_at, now())
          FROM UNNEST($1::uuid[], $2::text[], $3::int8[]) AS u(id, owner, lease)
          WHERE jobs.id = u.id AND jobs.state = 'queued'
-           AND jobs.due_at <= now() + $4 * interval '1 microsecond'
+           AND (NOT jobs.deferred OR jobs.due_at <= now() + $4 * interval '1 microsecond')
            AND (jobs.lease_owner IS NULL OR jobs.lease_owner = u.owner OR jobs.lease_until < now())
          RETURNING jobs.id, jobs.attempts, jobs.resumed, jobs.rescues",
     )
@@ -95,7 +96,7 @@ pub async fn claim_jobs(
     if !missed.is_empty() {
         let rows = query::<Postgres>(
             "SELECT id, state = 'queued',
-                    EXTRACT(EPOCH FROM (due_at - now()))::float8,
+                    CASE WHEN deferred THEN EXTRACT(EPOCH FROM (due_at - now())) ELSE 0 END::float8,
                     COALESCE(EXTRACT(EPOCH FROM (lease_until - now())), 0)::float8
              FROM jobs WHERE id = ANY($1)",
         )
