@@ -92,6 +92,8 @@ pub fn init_logging(format: LogFormat) {
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format);
+    // Before anything records a metric (the broker's connection gauge, for one).
+    let metrics = install_metrics();
     if args.queue.amqp_url.is_some() && args.database_url.is_none() {
         bail!("--amqp-url needs --database-url: scaled out, every process shares one PostgreSQL store (the embedded SQLite store belongs to one process)");
     }
@@ -164,7 +166,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         "switchyard is serving: webhooks at http://{}/webhook/STORY/PATH",
         args.listen
     );
-    let metrics = install_metrics();
     let state = AppState::new(engine.clone()).with_metrics(metrics);
     let closing = state.shutdown.clone();
     let app = switchyard_server::app(state);

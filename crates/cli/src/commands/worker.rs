@@ -51,6 +51,7 @@ pub struct WorkerArgs {
 /// Runs the worker until Ctrl-C or SIGTERM.
 pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format);
+    let metrics = install_metrics();
     let (Some(database_url), Some(amqp_url)) = (&args.database_url, &args.queue.amqp_url) else {
         bail!("a worker needs --database-url (PostgreSQL) and --amqp-url (RabbitMQ), or SWITCHYARD_DATABASE_URL and SWITCHYARD_AMQP_URL");
     };
@@ -83,7 +84,6 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
             "some story files are invalid and were not loaded (run `switchyard validate`)"
         );
     }
-    let metrics = install_metrics();
     let state = AppState::new(engine.clone()).with_metrics(metrics);
     let closing = state.shutdown.clone();
     tracing::info!(
