@@ -15,6 +15,7 @@ COPY crates crates
 COPY bench/sink bench/sink
 COPY migrations migrations
 COPY tests/e2e tests/e2e
+COPY tests/standins tests/standins
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p switchyard \
@@ -31,6 +32,7 @@ RUN apt-get update \
  && mkdir -p /etc/switchyard/stories /etc/switchyard/packs
 COPY --from=build /usr/local/bin/switchyard /usr/local/bin/switchyard
 COPY stories /etc/switchyard/stories
+COPY packs /etc/switchyard/packs
 USER switchyard
 WORKDIR /var/lib/switchyard
 EXPOSE 8700

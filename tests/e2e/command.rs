@@ -15,7 +15,7 @@ agents:
   - name: exec
     type: command
     from: inbound
-    argv: [sh, -c, 'printf "%s|%s|%s|" "$1" "$GREETING" "${SWITCHYARD_CREDENTIAL_LEAK:-unset}"; pwd; cat', sh, "{{ inbound.body.name }}"]
+    argv: [sh, -c, 'printf "%s|%s|%s|" "$1" "$GREETING" "${SWITCHYARD_MASTER_KEY:-unset}"; pwd; cat', sh, "{{ inbound.body.name }}"]
     env: {GREETING: "hi {{ inbound.body.name }}"}
     cwd: "{{ inbound.body.dir }}"
     stdin: "{{ inbound.body.input }}"
@@ -110,7 +110,11 @@ async fn a_command_is_refused_unless_the_server_allows_commands() {
         stories.path(),
         &data.path().join("d2"),
         &["--allow-commands"],
-        &[("SWITCHYARD_CREDENTIAL_LEAK", "server-secret")],
+        // The master key is the secret a server's environment holds.
+        &[(
+            "SWITCHYARD_MASTER_KEY",
+            "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=",
+        )],
     )
     .await;
     let detail = run(&server, "runner", body).await;

@@ -182,14 +182,8 @@ async fn an_email_reaches_the_smtp_server_with_its_rendered_headers_and_bodies()
     let smtp = SmtpSink::start();
     let stories = stories_dir(&[("mailer.yaml", MAILER)]);
     let data = tempfile::tempdir().unwrap();
-    let url = smtp.url();
-    let server = Server::start_with_env(
-        stories.path(),
-        &data.path().join("d"),
-        &[],
-        &[("SWITCHYARD_CREDENTIAL_SMTP", &url)],
-    )
-    .await;
+    let server = Server::start(stories.path(), &data.path().join("d")).await;
+    server.set_credential("smtp", &smtp.url(), &["127.0.0.1"]);
 
     let detail = run(
         &server,
@@ -260,14 +254,8 @@ async fn smtp_refusals_are_permanent_and_deferrals_are_retried_with_the_same_mes
     let smtp = SmtpSink::start();
     let stories = stories_dir(&[("refused.yaml", REFUSED)]);
     let data = tempfile::tempdir().unwrap();
-    let url = smtp.url();
-    let server = Server::start_with_env(
-        stories.path(),
-        &data.path().join("d"),
-        &[],
-        &[("SWITCHYARD_CREDENTIAL_SMTP", &url)],
-    )
-    .await;
+    let server = Server::start(stories.path(), &data.path().join("d")).await;
+    server.set_credential("smtp", &smtp.url(), &[]);
 
     // 550: no retry even though three tries are allowed.
     let detail = run(&server, "refused", json!({"to": "reject@example.com"})).await;
@@ -340,16 +328,9 @@ async fn tls_settings_are_never_downgraded_to_plain_text() {
         smtp.port
     );
     let implicit = format!("smtps://ada:p%40ss%20word@127.0.0.1:{}", smtp.port);
-    let server = Server::start_with_env(
-        stories.path(),
-        &data.path().join("d"),
-        &[],
-        &[
-            ("SWITCHYARD_CREDENTIAL_SMTP_REQUIRED", &required),
-            ("SWITCHYARD_CREDENTIAL_SMTP_IMPLICIT", &implicit),
-        ],
-    )
-    .await;
+    let server = Server::start(stories.path(), &data.path().join("d")).await;
+    server.set_credential("smtp_required", &required, &[]);
+    server.set_credential("smtp_implicit", &implicit, &[]);
     let detail = run(&server, "tls", json!({})).await;
     assert_eq!(detail["run"]["status"], "failed");
     for agent in ["required", "implicit"] {
@@ -370,4 +351,47 @@ async fn tls_settings_are_never_downgraded_to_plain_text() {
     );
     std::thread::sleep(Duration::from_millis(200));
     assert!(smtp.files("").is_empty(), "nothing was delivered");
+}
+
+#[tokio::test]
+async fn an_smtp_credential_is_only_used_with_its_allowed_host_and_never_stored() {
+    let smtp = SmtpSink::start();
+    let stories = stories_dir(&[("mailer.yaml", MAILER)]);
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(stories.path(), &data.path().join("d")).await;
+    // Bound to another host: the agent refuses to log in to this one.
+    server.set_credential("smtp", &smtp.url(), &["mail.example.com"]);
+    let detail = run(
+        &server,
+        "mailer",
+        json!({"user": "Ada", "email": "ada@example.com", "hidden": []}),
+    )
+    .await;
+    assert_eq!(detail["run"]["status"], "failed", "{detail}");
+    let error = &event(&detail, "welcome")["payload"]["error"];
+    assert_eq!(error["kind"], "credential_host", "{error}");
+    assert_eq!(error["attempts"], 1, "not retried: {error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("`smtp`") && message.contains("mail.example.com"),
+        "{message}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(smtp.files("").is_empty(), "nothing was sent");
+
+    // Allowed: delivered; nothing the run stored holds the URL or its password.
+    server.set_credential("smtp", &smtp.url(), &["127.0.0.1"]);
+    let detail = run(
+        &server,
+        "mailer",
+        json!({"user": "Ada", "email": "ada@example.com", "hidden": []}),
+    )
+    .await;
+    assert_eq!(detail["run"]["status"], "succeeded", "{detail}");
+    assert_eq!(smtp.wait_delivered(1)[0]["login"], "ada");
+    let listed = server.cli_json(&["credential", "list"]).to_string();
+    let stored = format!("{detail}{listed}{}", server.logs());
+    for secret in [smtp.url().as_str(), "p%40ss", "p@ss word"] {
+        assert!(!stored.contains(secret), "`{secret}` leaked:\n{stored}");
+    }
 }

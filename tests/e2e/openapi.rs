@@ -80,7 +80,13 @@ print("ok")
 async fn the_openapi_document_validates_and_describes_real_answers() {
     let stories = stories_dir(&[("doc.yaml", STORY)]);
     let data = tempfile::tempdir().unwrap();
-    let server = Server::start(stories.path(), &data.path().join("d")).await;
+    let packs = crate::actions::shipped_packs();
+    let server = Server::start_with(
+        stories.path(),
+        &data.path().join("d"),
+        &["--packs", packs.to_str().unwrap()],
+    )
+    .await;
     let doc = server.api("/openapi.json").await;
     assert_eq!(doc["openapi"], "3.1.0");
 
@@ -107,6 +113,8 @@ async fn the_openapi_document_validates_and_describes_real_answers() {
             "get",
         ),
         ("/resources", "/resources".to_string(), "get"),
+        ("/actions", "/actions".to_string(), "get"),
+        ("/actions/{ref}", "/actions/core.echo".to_string(), "get"),
     ] {
         assert!(
             doc["paths"][path][method].is_object(),
@@ -162,6 +170,154 @@ async fn the_openapi_document_validates_and_describes_real_answers() {
         "post".into(),
         202,
         r.json().await.unwrap(),
+    ));
+    // Actions: a run, parameters refused by the schema (with the problems), an unknown one.
+    for (reference, body, status) in [
+        ("core.echo", json!({"params": {"message": "hi"}}), 202),
+        ("core.echo", json!({"params": {"data": 3}}), 400),
+        ("nope.nothing", json!({"params": {}}), 404),
+    ] {
+        let r = http
+            .post(format!("{base}/actions/{reference}/run"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "POST /actions/{reference}/run {body}");
+        let answer: Value = r.json().await.unwrap();
+        if status == 400 {
+            assert_eq!(answer["error"]["code"], "invalid_params", "{answer}");
+            assert_eq!(answer["error"]["problems"].as_array().unwrap().len(), 2);
+        }
+        samples.push(("/actions/{ref}/run".into(), "post".into(), status, answer));
+    }
+
+    // The security endpoints, and the 401/403 answers once tokens exist. The first token is
+    // made while the loopback server is still open; from then on calls need one.
+    let created = http
+        .post(format!("{base}/tokens"))
+        .json(&json!({"role": "admin", "name": "doc-admin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    let admin = created["token"].as_str().unwrap().to_string();
+    samples.push(("/tokens".into(), "post".into(), 201, created));
+    let anonymous = http.get(format!("{base}/runs")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    samples.push((
+        "/runs".into(),
+        "get".into(),
+        401,
+        anonymous.json().await.unwrap(),
+    ));
+    let public = http
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 200, "the document needs no token");
+    let put = http
+        .put(format!("{base}/credentials/doc_key"))
+        .bearer_auth(&admin)
+        .json(&json!({"value": "doc-secret-1", "allowed_hosts": ["api.example.com"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 204);
+    assert!(doc["paths"]["/credentials/{name}"]["put"]["responses"]["204"].is_object());
+    let bad = http
+        .put(format!("{base}/credentials/doc_key"))
+        .bearer_auth(&admin)
+        .json(&json!({"allowed_hosts": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400, "a body without a value");
+    samples.push((
+        "/credentials/{name}".into(),
+        "put".into(),
+        400,
+        bad.json().await.unwrap(),
+    ));
+    let viewer = http
+        .post(format!("{base}/tokens"))
+        .bearer_auth(&admin)
+        .json(&json!({"role": "viewer"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let forbidden = http
+        .get(format!("{base}/credentials"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), 403);
+    samples.push((
+        "/credentials".into(),
+        "get".into(),
+        403,
+        forbidden.json().await.unwrap(),
+    ));
+    for (path, concrete, method, token) in [
+        ("/whoami", "/whoami", "get", &viewer),
+        ("/credentials", "/credentials", "get", &admin),
+        ("/tokens", "/tokens", "get", &admin),
+        ("/audit", "/audit?limit=5", "get", &admin),
+        (
+            "/credentials/rotate-key",
+            "/credentials/rotate-key",
+            "post",
+            &admin,
+        ),
+    ] {
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} is documented");
+        let request = match method {
+            "post" => http.post(format!("{base}{concrete}")),
+            _ => http.get(format!("{base}{concrete}")),
+        };
+        let r = request.bearer_auth(token).send().await.unwrap();
+        let status = r.status().as_u16();
+        assert!(
+            op["responses"][status.to_string()].is_object(),
+            "{method} {path} answered an undocumented {status}"
+        );
+        assert!(status < 300, "{method} {path}: {status}");
+        samples.push((
+            path.to_string(),
+            method.to_string(),
+            status,
+            r.json::<Value>().await.unwrap(),
+        ));
+    }
+    let revoke = http
+        .delete(format!("{base}/tokens/doc-admin"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoke.status(), 204);
+    let gone = http
+        .get(format!("{base}/whoami"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 401, "a revoked token is refused");
+    samples.push((
+        "/whoami".into(),
+        "get".into(),
+        401,
+        gone.json().await.unwrap(),
     ));
     validate(&doc, &samples);
 }

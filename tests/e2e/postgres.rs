@@ -370,6 +370,19 @@ async fn postgresql_restart_mid_burst_answers_503_then_completes_every_202() {
         .iter()
         .filter(|a| a.sent >= down_from && a.answered <= down_until)
         .collect();
+    let overlapping: Vec<String> = answers
+        .iter()
+        .filter(|a| a.answered >= down_from && a.sent <= down_until)
+        .map(|a| {
+            format!(
+                "{} sent at +{}ms took {}ms",
+                a.status,
+                a.sent.saturating_duration_since(down_from).as_millis(),
+                (a.answered - a.sent).as_millis()
+            )
+        })
+        .collect();
+    eprintln!("requests overlapping the outage: {overlapping:?}");
     assert!(
         during.len() >= 3,
         "too few webhooks during the outage to mean anything: {}",

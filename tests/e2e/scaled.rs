@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use secrecy::ExposeSecret as _;
 use serde_json::{json, Value};
 use switchyard_broker::testing::unique_queue;
 use switchyard_store::postgres::testing::TestDatabase;
@@ -49,16 +50,31 @@ struct Services {
     db: TestDatabase,
     amqp: String,
     queue: String,
+    /// The master key every process of the test is given (`--master-key-file`).
+    key_file: String,
+    _keys: tempfile::TempDir,
 }
 
 impl Services {
     async fn new(test: &str) -> Option<Services> {
         let amqp = switchyard_broker::testing::server_url(test)?;
         let db = database(test).await?;
+        let keys = tempfile::tempdir().expect("temp dir");
+        let key_file = keys.path().join("master.key");
+        let key = switchyard_engine::MasterKey::generate().to_base64();
+        std::fs::write(&key_file, format!("{}\n", key.expose_secret())).expect("key file");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))
+                .expect("chmod key file");
+        }
         Some(Services {
             db,
             amqp,
             queue: unique_queue("e2e"),
+            key_file: key_file.display().to_string(),
+            _keys: keys,
         })
     }
 
@@ -70,6 +86,8 @@ impl Services {
             amqp,
             "--amqp-queue",
             &self.queue,
+            "--master-key-file",
+            &self.key_file,
         ]
     }
 
@@ -118,6 +136,8 @@ impl Worker {
             "2s".to_string(),
             "--concurrency".to_string(),
             "16".to_string(),
+            // The sink is on loopback.
+            "--allow-private-networks".to_string(),
         ]);
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut w = Worker {
@@ -144,6 +164,7 @@ impl Worker {
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
             .env("RUST_LOG", "info")
+            .env_remove("SWITCHYARD_MASTER_KEY")
             .stdout(Stdio::from(log.try_clone().expect("log")))
             .stderr(Stdio::from(log))
             .spawn()

@@ -367,3 +367,85 @@ async fn a_sub_story_round_trip_with_wait_without_wait_and_timeout() {
         "one child per story agent, not one per wake"
     );
 }
+
+const ROUND_TRIP: &str = r#"
+name: round-trip
+agents:
+  - name: inbound
+    type: webhook
+    auth: none
+  - name: split
+    type: transform
+    from: inbound
+    mode: explode
+    path: $.body.items
+  - name: gather
+    type: transform
+    from: split
+    mode: implode
+    key: "{{ inbound.body.batch }}"
+    size: "{{ split.count }}"
+    max_wait: 30s
+  - name: deliver
+    type: http_request
+    from: gather
+    url: "{{ resource.sink_url }}/batches"
+    method: POST
+    body:
+      batch: "{{ inbound.body.batch }}"
+      complete: "{{ gather.complete }}"
+      items: "{{ gather['items'] | sort(attribute='index') | map(attribute='item') | list }}"
+"#;
+
+#[tokio::test]
+async fn explode_then_implode_gives_back_the_same_items() {
+    let (_s, _d, sink, server) = start(&[("round-trip.yaml", ROUND_TRIP)]).await;
+    let items = json!([
+        {"sku": "a-1", "qty": 1},
+        {"sku": "b-2", "qty": 2, "tags": ["x", "y"]},
+        "a note",
+        42,
+        null,
+        [1, 2]
+    ]);
+    let other = json!([{"sku": "z"}, {"sku": "y"}]);
+    let (status, ids) = server
+        .post(
+            "round-trip",
+            "inbound",
+            &json!({"batch": "one", "items": items}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let (status, _) = server
+        .post(
+            "round-trip",
+            "inbound",
+            &json!({"batch": "two", "items": other}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let got = sink.wait_for(2, Duration::from_secs(20)).await;
+    let mut by_batch: Vec<Value> = got.iter().map(|r| r.json()).collect();
+    by_batch.sort_by_key(|v| v["batch"].as_str().unwrap_or_default().to_string());
+    assert_eq!(
+        by_batch,
+        vec![
+            json!({"batch": "one", "complete": true, "items": items}),
+            json!({"batch": "two", "complete": true, "items": other}),
+        ]
+    );
+    let detail = server
+        .wait_run(&run_id(&ids), Duration::from_secs(10))
+        .await;
+    assert_eq!(detail["run"]["status"], "succeeded", "{detail}");
+    let split = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["agent"] == "split")
+        .count();
+    assert_eq!(split, 6, "one event per element");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.received().len(), 2, "each batch is delivered once");
+}

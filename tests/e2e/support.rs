@@ -47,7 +47,13 @@ pub struct Server {
     pub data: PathBuf,
     pub log: PathBuf,
     extra: Vec<String>,
+    /// Keep the SSRF guard on (by default the harness passes `--allow-private-networks`,
+    /// since the sinks the tests call listen on loopback).
+    strict: bool,
+    /// Environment variables for the server process.
     env: Vec<(String, String)>,
+    /// API token that `cli`, `cli_json` and `api` send, once set.
+    pub token: Option<String>,
 }
 
 impl Server {
@@ -58,7 +64,7 @@ impl Server {
 
     /// Like `start`, with extra `serve` arguments.
     pub async fn start_with(stories: &Path, data: &Path, extra: &[&str]) -> Server {
-        Server::start_with_env(stories, data, extra, &[]).await
+        Server::launch(stories, data, extra, false, &[]).await
     }
 
     /// Like `start_with`, with extra environment variables for the server process.
@@ -66,6 +72,22 @@ impl Server {
         stories: &Path,
         data: &Path,
         extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
+        Server::launch(stories, data, extra, false, env).await
+    }
+
+    /// Like `start_with`, with the SSRF guard on (no `--allow-private-networks`).
+    pub async fn start_strict(stories: &Path, data: &Path, extra: &[&str]) -> Server {
+        Server::launch(stories, data, extra, true, &[]).await
+    }
+
+    /// Starts a server with every option: extra arguments, the SSRF guard, environment.
+    pub async fn launch(
+        stories: &Path,
+        data: &Path,
+        extra: &[&str],
+        strict: bool,
         env: &[(&str, &str)],
     ) -> Server {
         let port = free_port();
@@ -77,6 +99,8 @@ impl Server {
             data: data.to_path_buf(),
             log: data.with_extension("log"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            strict,
+            token: None,
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -101,6 +125,14 @@ impl Server {
             .arg("--data")
             .arg(&self.data)
             .args(&self.extra)
+            .args(
+                if self.strict || self.extra.iter().any(|a| a == "--allow-private-networks") {
+                    &[][..]
+                } else {
+                    &["--allow-private-networks"][..]
+                },
+            )
+            .env_remove("SWITCHYARD_MASTER_KEY")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("RUST_LOG", "info")
             .stdout(Stdio::from(log.try_clone().expect("log")))
@@ -169,11 +201,55 @@ impl Server {
 
     /// Runs a CLI command against this server.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(bin())
-            .args(args)
+        let mut c = Command::new(bin());
+        c.args(args)
             .env("SWITCHYARD_URL", &self.url)
-            .output()
-            .expect("run switchyard")
+            .env_remove("SWITCHYARD_TOKEN");
+        if let Some(t) = &self.token {
+            c.env("SWITCHYARD_TOKEN", t);
+        }
+        c.output().expect("run switchyard")
+    }
+
+    /// Runs a CLI command with standard input and extra environment variables.
+    pub fn cli_input(&self, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
+        use std::io::Write as _;
+        let mut c = Command::new(bin());
+        c.args(args)
+            .env("SWITCHYARD_URL", &self.url)
+            .env_remove("SWITCHYARD_TOKEN")
+            .envs(env.iter().copied());
+        if let Some(t) = &self.token {
+            c.env("SWITCHYARD_TOKEN", t);
+        }
+        let mut child = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run switchyard");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("run switchyard")
+    }
+
+    /// Stores a credential through the CLI (`credential set NAME`, the value on standard
+    /// input), bound to `allowed_hosts` when any are given; panics when it is refused.
+    pub fn set_credential(&self, name: &str, value: &str, allowed_hosts: &[&str]) {
+        let mut args = vec!["credential", "set", name];
+        for h in allowed_hosts {
+            args.extend(["--allowed-host", h]);
+        }
+        let out = self.cli_input(&args, value, &[]);
+        assert!(
+            out.status.success(),
+            "credential set {name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Runs a CLI command with `--json` and parses its output; panics with stderr on failure.
@@ -213,12 +289,11 @@ impl Server {
 
     /// GET on the API.
     pub async fn api(&self, path: &str) -> Value {
-        reqwest::get(format!("{}/api/v1{path}", self.url))
-            .await
-            .expect("api")
-            .json()
-            .await
-            .expect("json")
+        let mut req = reqwest::Client::new().get(format!("{}/api/v1{path}", self.url));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("api").json().await.expect("json")
     }
 
     /// Waits until a run is no longer running; returns `{run, events, jobs}`.
@@ -236,6 +311,49 @@ impl Server {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// Runs `switchyard serve` expecting it to refuse to start; returns what it printed.
+pub fn serve_refuses(stories: &Path, data: &Path, extra: &[&str], env: &[(&str, &str)]) -> String {
+    let mut child = Command::new(bin())
+        .arg("serve")
+        .arg("--stories")
+        .arg(stories)
+        .arg("--data")
+        .arg(data)
+        .args(if extra.contains(&"--listen") {
+            Vec::new()
+        } else {
+            vec!["--listen".to_string(), format!("127.0.0.1:{}", free_port())]
+        })
+        .args(extra)
+        .env_remove("SWITCHYARD_MASTER_KEY")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn switchyard serve");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let out = child.wait_with_output().expect("output");
+            assert!(!status.success(), "serve exited successfully");
+            return format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "serve did not refuse to start:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -384,4 +502,24 @@ async fn record(
         headers,
         body,
     )
+}
+
+/// A server on loopback that answers every request with a redirect to `target`.
+pub async fn redirector(target: String) -> (u16, tokio::task::JoinHandle<()>) {
+    let app = axum::Router::new().fallback(move || {
+        let target = target.clone();
+        async move {
+            (
+                StatusCode::FOUND,
+                [(axum::http::header::LOCATION, target)],
+                "",
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (port, task)
 }

@@ -47,6 +47,20 @@ agents:
     payload: {failed: "{{ deliver.error.message }}"}
 "#;
 
+/// A story with a pack action in it: the graph shows it like any other agent.
+const NOTIFY: &str = r#"
+name: notify
+agents:
+  - name: inbound
+    type: webhook
+    auth: none
+  - name: note
+    type: action
+    from: inbound
+    uses: core.echo
+    with: {message: "order {{ inbound.body.id }}"}
+"#;
+
 pub const WAIT: Duration = Duration::from_secs(15);
 
 pub fn artifacts() -> PathBuf {
@@ -68,10 +82,16 @@ async fn web_view_shows_the_graph_follows_runs_live_and_replays() {
     let Some((chromium, chromedriver)) = require_browser() else {
         return;
     };
-    let stories = stories_dir(&[("orders.yaml", ORDERS)]);
+    let stories = stories_dir(&[("orders.yaml", ORDERS), ("notify.yaml", NOTIFY)]);
     let data = tempfile::tempdir().unwrap();
     let sink = Sink::start().await;
-    let server = Server::start(stories.path(), &data.path().join("d")).await;
+    let packs = crate::actions::shipped_packs();
+    let server = Server::start_with(
+        stories.path(),
+        &data.path().join("d"),
+        &["--packs", packs.to_str().unwrap()],
+    )
+    .await;
     server.cli_json(&["resource", "set", "sink_url", &sink.url]);
     // One run before the page opens, so the lists have something in them.
     let (status, first) = server
@@ -295,6 +315,34 @@ async fn web_view_shows_the_graph_follows_runs_live_and_replays() {
         true
     );
     browser.screenshot(&out.join("5-run-replayed.png")).await;
+
+    // A story with a pack action: the action is a node like any other, and its panel says
+    // which action it runs.
+    browser
+        .goto(&format!("{}/#/stories/notify/agents/note", server.url))
+        .await;
+    browser
+        .wait_css(".agent-panel[data-agent='note'] .action-ref", WAIT)
+        .await;
+    let node = browser
+        .js(
+            "const n = document.querySelector(\"svg.graph g.node[data-agent='note']\"); return [n.dataset.type, n.querySelector('.node-type').textContent]",
+            json!([]),
+        )
+        .await;
+    assert_eq!(node, json!(["action", "ACTION"]));
+    let edges = browser
+        .js("return [...document.querySelectorAll('svg.graph .edge')].map(e => e.dataset.from + '>' + e.dataset.to)", json!([]))
+        .await;
+    assert_eq!(strings(&edges), ["inbound>note"]);
+    let uses = browser
+        .js(
+            "return document.querySelector('.agent-panel .action-ref').textContent",
+            json!([]),
+        )
+        .await;
+    assert_eq!(uses, "core.echo");
+    browser.screenshot(&out.join("7-story-action.png")).await;
 
     // A narrow screen: the runs list still reads well.
     browser.resize(420, 900).await;

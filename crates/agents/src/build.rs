@@ -4,6 +4,8 @@
 use serde_json::Value;
 use switchyard_template::{Compiler, Condition, Template, TemplateValue};
 
+use crate::action::ActionCatalog;
+
 /// A problem with one option, located by a JSON pointer relative to the agent's mapping
 /// (`/url`, `/headers/Authorization`), so the loader can point at line and column.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,10 +24,12 @@ pub struct OptionError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Invalid;
 
-/// What an agent's build step uses: the story's template compiler and a list of problems.
+/// What an agent's build step uses: the story's template compiler, the loaded pack actions
+/// (for `action` agents), and a list of problems.
 pub struct BuildContext<'a> {
     compiler: &'a mut Compiler,
     problems: Vec<OptionError>,
+    actions: Option<&'a ActionCatalog>,
     /// The agent's common `timeout`, for types that give it a meaning of their own (a
     /// sub-story's wait).
     pub timeout: Option<switchyard_types::Duration>,
@@ -37,8 +41,20 @@ impl<'a> BuildContext<'a> {
         BuildContext {
             compiler,
             problems: Vec::new(),
+            actions: None,
             timeout: None,
         }
+    }
+
+    /// Makes the loaded pack actions available to `action` agents.
+    pub fn with_actions(mut self, actions: &'a ActionCatalog) -> Self {
+        self.actions = Some(actions);
+        self
+    }
+
+    /// The loaded pack actions, when the loader provided them.
+    pub fn actions(&self) -> Option<&'a ActionCatalog> {
+        self.actions
     }
 
     /// Compiles a string option; records a problem at `path` when it is not a valid template.

@@ -150,7 +150,7 @@ impl Agent for Email {
     async fn execute(&self, cx: &ExecContext<'_>) -> Result<Outcome, AgentError> {
         let message_id = format!("<{}@switchyard>", cx.job_id);
         let (message, to) = self.message(cx.templates, &message_id)?;
-        let url = cx.credentials.get(&self.smtp).ok_or_else(|| {
+        let url = cx.templates.credential(&self.smtp).ok_or_else(|| {
             AgentError::permanent(
                 "credential",
                 format!(
@@ -160,6 +160,9 @@ impl Agent for Email {
             )
         })?;
         let server = SmtpServer::parse(&url, &self.smtp)?;
+        // The server's URL is a credential, and the message may carry others: each one's
+        // `--allowed-host` must admit the SMTP host.
+        crate::outbound::check_credential_hosts(cx, &server.host)?;
         server
             .transport()?
             .send(message)

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use switchyard_template::{Template, TemplateValue};
 
+use crate::outbound::{check_destination, ssrf_error};
 use crate::registry::AgentType;
 use crate::{Agent, AgentError, BuildContext, ExecContext, Invalid, Outcome};
 
@@ -24,7 +25,7 @@ mod paginate;
 pub struct HttpRequestOptions {
     /// The URL (a template): `{{ resource.api_url }}/items/{{ shape.id }}`.
     pub url: String,
-    /// HTTP method (default GET).
+    /// HTTP method (default GET); may be a template (`"{{ params.method }}"`).
     #[serde(default = "get")]
     pub method: String,
     /// Request headers (values are templates).
@@ -34,7 +35,8 @@ pub struct HttpRequestOptions {
     #[serde(default)]
     pub query: BTreeMap<String, String>,
     /// Request body: a JSON value (sent as `application/json`), or a string sent raw.
-    /// A string that is exactly one `{{ expr }}` sends the expression's JSON value.
+    /// A string that is exactly one `{{ expr }}` sends the expression's JSON value; a null
+    /// sends no body.
     #[serde(default)]
     pub body: Option<Value>,
     /// A form body (`application/x-www-form-urlencoded`); values are templates.
@@ -81,6 +83,8 @@ fn yes() -> bool {
 pub struct HttpRequest {
     url: Template,
     method: Method,
+    /// `method` when it is a template.
+    method_template: Option<Template>,
     headers: Vec<(HeaderName, Template)>,
     query: Vec<(String, Template)>,
     body: Body,
@@ -110,8 +114,14 @@ impl AgentType for HttpRequest {
 
     fn build(o: HttpRequestOptions, cx: &mut BuildContext<'_>) -> Result<Self, Invalid> {
         let url = cx.template("/url", &o.url);
+        let method_template = if o.method.contains("{{") || o.method.contains("{%") {
+            cx.template("/method", &o.method)
+        } else {
+            None
+        };
         let method = match Method::from_bytes(o.method.to_ascii_uppercase().as_bytes()) {
             Ok(m) => m,
+            Err(_) if method_template.is_some() => Method::GET,
             Err(_) => {
                 cx.error("/method", format!("`{}` is not an HTTP method", o.method));
                 Method::GET
@@ -181,6 +191,7 @@ impl AgentType for HttpRequest {
         cx.finish_with(HttpRequest {
             url,
             method,
+            method_template,
             headers,
             query,
             body,
@@ -248,14 +259,15 @@ impl Agent for HttpRequest {
         }
         let body: Option<(Vec<u8>, &'static str)> = match &self.body {
             Body::None => None,
-            Body::Json(v) => Some(match v.render(t)? {
-                Value::String(s) => (s.into_bytes(), "text/plain; charset=utf-8"),
-                other => (
+            Body::Json(v) => match v.render(t)? {
+                Value::Null => None,
+                Value::String(s) => Some((s.into_bytes(), "text/plain; charset=utf-8")),
+                other => Some((
                     serde_json::to_vec(&other)
                         .map_err(|e| AgentError::permanent("template", e.to_string()))?,
                     "application/json",
-                ),
-            }),
+                )),
+            },
             Body::Form(fields) => {
                 let mut ser = url::form_urlencoded::Serializer::new(String::new());
                 for (k, v) in fields {
@@ -276,10 +288,22 @@ impl Agent for HttpRequest {
             }
         }
 
+        let method = match &self.method_template {
+            None => self.method.clone(),
+            Some(m) => {
+                let text = m.render_string(t)?.to_ascii_uppercase();
+                Method::from_bytes(text.as_bytes()).map_err(|_| {
+                    AgentError::permanent(
+                        "template",
+                        format!("`method` rendered `{text}`, which is not an HTTP method"),
+                    )
+                })?
+            }
+        };
         let first = self
             .send(
                 cx,
-                self.method.clone(),
+                method,
                 url,
                 headers.clone(),
                 body.map(|(b, _)| bytes::Bytes::from(b)),
@@ -331,6 +355,8 @@ impl HttpRequest {
     ) -> Result<Response, AgentError> {
         let mut redirects = 0;
         let response = loop {
+            // Every hop: the SSRF guard for IP literals, and credentials' allowed hosts.
+            check_destination(cx, &url)?;
             let mut req = cx
                 .services
                 .http
@@ -462,6 +488,9 @@ pub(crate) fn redact_url(url: &reqwest::Url) -> String {
 }
 
 fn request_error(method: &Method, url: &reqwest::Url, e: reqwest::Error) -> AgentError {
+    if let Some(refused) = crate::ssrf::refusal(&e) {
+        return ssrf_error(refused);
+    }
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

@@ -12,10 +12,14 @@ mod build;
 mod common;
 mod context;
 mod error;
+mod outbound;
+mod params;
 pub mod registry;
+pub mod ssrf;
 #[cfg(test)]
 mod testing;
 
+pub mod action;
 pub mod command;
 pub mod delay;
 pub mod email;
@@ -32,9 +36,10 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 pub use build::{BuildContext, Invalid, OptionError};
 pub use common::{CommonOptions, FromRef, RetryOptions, COMMON_OPTION_NAMES, RESERVED_NAMES};
-pub use context::{ExecContext, Services, ServicesConfig};
+pub use context::{CredentialHosts, ExecContext, Services, ServicesConfig};
 pub use error::AgentError;
 pub use host::{Host, ImplodeResult, NoHost, SubRun};
+pub use params::{ParamProblem, ParamSpec, ParamType, Parameters, ProblemKind};
 use serde_json::Value;
 pub use switchyard_types as types;
 

@@ -48,6 +48,7 @@ agent_types! {
     "http_request" => crate::http_request::HttpRequest,
     "transform" => crate::transform::Transform,
     "trigger" => crate::trigger::Trigger,
+    "action" => crate::action::Action,
     "delay" => crate::delay::Delay,
     "story" => crate::story::StoryAgent,
     "command" => crate::command::Command,
@@ -92,11 +93,15 @@ fn build_one<T: AgentType>(
             }
         }
     }
-    let parsed: T::Options = match serde_path_to_error::deserialize(options) {
+    let parsed: T::Options = match serde_path_to_error::deserialize(&options) {
         Ok(o) => o,
         Err(e) => {
-            let mut path = pointer_of(e.path());
             let message = e.inner().to_string();
+            let mut path = pointer_of(e.path());
+            if path.is_empty() {
+                // Internally tagged options (`mode: …`) lose the path of a bad value.
+                path = option_quoted_in(&options, &message).unwrap_or_default();
+            }
             if let Some(field) = unknown_field(&message) {
                 if !path.ends_with(&format!("/{}", pointer_segment(field))) {
                     path.push('/');
@@ -154,6 +159,24 @@ fn option_names<T: AgentType>() -> Option<Vec<String>> {
     names.sort();
     names.dedup();
     complete.then_some(names)
+}
+
+/// The one top-level option whose value the error message quotes (`invalid duration "soon"`),
+/// as a JSON pointer.
+fn option_quoted_in(options: &Value, message: &str) -> Option<String> {
+    let map = options.as_object()?;
+    let mut quoted = map.iter().filter_map(|(k, v)| {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => return None,
+        };
+        (message.contains(&format!("\"{text}\"")) || message.contains(&format!(" {text},")))
+            .then(|| format!("/{}", pointer_segment(k)))
+    });
+    let first = quoted.next()?;
+    quoted.next().is_none().then_some(first)
 }
 
 fn pointer_of(path: &serde_path_to_error::Path) -> String {

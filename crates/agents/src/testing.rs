@@ -39,20 +39,30 @@ pub async fn run(
     credentials: &HashMap<String, String>,
 ) -> Result<Outcome, AgentError> {
     let services = Services::new(config).expect("services");
+    run_with(agent, input, &services, credentials).await
+}
+
+/// Like [`run`], with services built by the test (e.g. with credentials' allowed hosts).
+pub async fn run_with(
+    agent: &dyn Agent,
+    input: Value,
+    services: &Services,
+    credentials: &HashMap<String, String>,
+) -> Result<Outcome, AgentError> {
     let payload = Arc::new(input);
     let templates = ContextBuilder::new()
         .agent("inbound", Arc::clone(&payload))
         .event(Arc::clone(&payload))
+        .credentials(Arc::new(credentials.clone()))
         .build();
     let cx = crate::ExecContext {
         templates: &templates,
         input: &payload,
-        services: &services,
+        services,
         job_id: JobId::new(),
         attempt: 1,
         story: "test",
         agent: "agent",
-        credentials,
         resumed: false,
         host: &crate::NoHost,
     };

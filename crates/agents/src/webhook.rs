@@ -36,6 +36,20 @@ pub struct WebhookOptions {
     /// Largest accepted body, in bytes or with a unit (`512KiB`, `1MiB`, `2MB`). Default 1MiB.
     #[serde(default)]
     pub max_body: Option<ByteSize>,
+    /// At most `limit` authenticated deliveries per `per` (a token bucket, per server
+    /// process); beyond it the answer is 429 with `Retry-After`, and nothing is stored.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitOptions>,
+}
+
+/// `rate_limit: {limit: 10, per: 1m}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitOptions {
+    /// Deliveries allowed per period (also the largest burst).
+    pub limit: u32,
+    /// The period.
+    pub per: switchyard_types::Duration,
 }
 
 /// Webhook authentication.
@@ -178,6 +192,8 @@ pub struct Webhook {
     pub idempotency_header: Option<String>,
     /// Largest accepted body in bytes.
     pub max_body: usize,
+    /// Deliveries allowed per period.
+    pub rate_limit: Option<RateLimitOptions>,
 }
 
 /// Built authentication, secrets compiled as templates.
@@ -309,6 +325,14 @@ impl AgentType for Webhook {
                     .collect(),
             }
         });
+        if let Some(r) = &o.rate_limit {
+            if r.limit == 0 {
+                cx.error("/rate_limit/limit", "the limit must be at least 1");
+            }
+            if r.per.std().is_zero() {
+                cx.error("/rate_limit/per", "the period must be longer than 0");
+            }
+        }
         let webhook = Webhook {
             path: o.path,
             methods,
@@ -316,6 +340,7 @@ impl AgentType for Webhook {
             response,
             idempotency_header: o.idempotency_header.map(|h| h.to_ascii_lowercase()),
             max_body: o.max_body.map_or(DEFAULT_MAX_BODY, |b| b.0),
+            rate_limit: o.rate_limit,
         };
         cx.finish_with(webhook)
     }

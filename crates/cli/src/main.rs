@@ -41,10 +41,23 @@ enum Command {
     /// Apply the store's migrations (PostgreSQL with --database-url, else the SQLite store
     /// in --data). `serve` also applies them on start.
     Migrate(commands::migrate::MigrateArgs),
-    /// Check stories (and packs): every problem as file:line:col; exit 1 on any error.
+    /// Check stories and packs: every problem as file:line:col; exit 1 on any error.
     Validate {
-        /// Files or directories (default: ./stories).
+        /// Story files, story directories, packs or pack directories (default: ./stories
+        /// and ./packs).
         paths: Vec<PathBuf>,
+        /// The packs that stories' `action` agents use, unless packs are among the paths.
+        #[arg(long, default_value = "packs")]
+        packs: PathBuf,
+    },
+    /// Run story tests (`*.test.yaml`) in-process: no network, no server; exit 1 on any
+    /// failure.
+    Test {
+        /// Test files or directories (default: ./stories).
+        paths: Vec<PathBuf>,
+        /// The packs that stories' `action` agents use.
+        #[arg(long, default_value = "packs")]
+        packs: PathBuf,
     },
     /// Print the JSON Schema of story files.
     Schema,
@@ -73,6 +86,40 @@ enum Command {
     /// Shared values for templates (`resource.NAME`).
     #[command(subcommand)]
     Resource(commands::ops::ResourceCommand),
+    /// Secrets for templates (`credential.NAME`), encrypted at rest (admin).
+    #[command(subcommand)]
+    Credential(commands::security::CredentialCommand),
+    /// API tokens and their roles (admin).
+    #[command(subcommand)]
+    Token(commands::security::TokenCommand),
+    /// The audit log of API calls that changed something (admin).
+    #[command(subcommand)]
+    Audit(commands::security::AuditCommand),
+    /// Pack actions: list them, show one, run one by hand.
+    #[command(subcommand)]
+    Action(commands::action::ActionCommand),
+    /// Packs: import a directory of scripts as a pack.
+    #[command(subcommand)]
+    Pack(PackCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PackCommand {
+    /// Write a pack with one `command` action per executable script in DIR; parameters come
+    /// from `# @param NAME TYPE [required] [default=…] description` header lines (README).
+    ImportScripts {
+        /// The directory of scripts.
+        dir: PathBuf,
+        /// The pack's name.
+        #[arg(long)]
+        pack: String,
+        /// The packs directory to write into.
+        #[arg(long, default_value = "packs")]
+        packs: PathBuf,
+        /// Replace an existing pack of that name.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -102,7 +149,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => commands::serve::run(args).await,
         Command::Worker(args) => commands::worker::run(args).await,
         Command::Migrate(args) => commands::migrate::run(args, cli.json).await,
-        Command::Validate { paths } => commands::validate::run(&paths, cli.json),
+        Command::Validate { paths, packs } => commands::validate::run(&paths, &packs, cli.json),
+        Command::Test { paths, packs } => commands::test::run(&paths, &packs, cli.json).await,
         Command::Schema => {
             println!(
                 "{}",
@@ -123,5 +171,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Runs(c) => commands::ops::runs(&client()?, c, cli.json).await,
         Command::Events(c) => commands::ops::events(&client()?, c, cli.json).await,
         Command::Resource(c) => commands::ops::resource(&client()?, c, cli.json).await,
+        Command::Credential(c) => commands::security::credential(&client()?, c, cli.json).await,
+        Command::Token(c) => commands::security::token(client, c, cli.json).await,
+        Command::Audit(c) => commands::security::audit(&client()?, c, cli.json).await,
+        Command::Action(c) => commands::action::run(&client()?, c, cli.json).await,
+        Command::Pack(PackCommand::ImportScripts {
+            dir,
+            pack,
+            packs,
+            force,
+        }) => commands::import_scripts::run(&dir, &pack, &packs, force),
     }
 }

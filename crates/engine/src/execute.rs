@@ -78,6 +78,33 @@ impl Engine {
         }
     }
 
+    /// Hands a waiting job that the store has just woken (made due now) to the workers.
+    pub(crate) async fn dispatch_woken(&self, job: JobId) -> Result<(), switchyard_store::Error> {
+        if let Some(message) = self.woken_message(job).await? {
+            self.dispatch(vec![message]).await;
+        }
+        Ok(())
+    }
+
+    /// The message that resumes a woken waiting job, if the job is still there.
+    async fn woken_message(
+        &self,
+        job: JobId,
+    ) -> Result<Option<JobMessage>, switchyard_store::Error> {
+        Ok(self.inner.store.job(job).await?.map(|p| JobMessage {
+                job_id: p.id,
+                run_id: p.run_id,
+                story: p.story.into(),
+                agent: p.agent.into(),
+                input_event_id: p.input_event_id,
+                attempts: p.attempts,
+                run_started_at: p.run_started_at,
+                lineage: None,
+                deferred: true,
+                resumed: true,
+        }))
+    }
+
     /// Runs one job to its recorded end (or to its rescheduling).
     pub(crate) async fn execute(&self, job: JobMessage) {
         let job_id = job.job_id;
@@ -359,7 +386,6 @@ impl Engine {
             agent: &job.agent,
             resumed: job.resumed,
             host: &host,
-            credentials: self.inner.credentials.as_ref(),
         };
         let limit = def
             .timeout
@@ -493,19 +519,8 @@ impl Engine {
         };
         let mut next = Vec::with_capacity(jobs.len() + 1);
         if let Some(parent) = woke {
-            if let Some(p) = self.inner.store.job(parent).await? {
-                next.push(JobMessage {
-                    job_id: p.id,
-                    run_id: p.run_id,
-                    story: p.story.into(),
-                    agent: p.agent.into(),
-                    input_event_id: p.input_event_id,
-                    attempts: p.attempts,
-                    run_started_at: p.run_started_at,
-                    lineage: None,
-                    deferred: true,
-                    resumed: true,
-                });
+            if let Some(message) = self.woken_message(parent).await? {
+                next.push(message);
             }
         }
         if let Some(status) = run_ended {

@@ -80,7 +80,15 @@ impl Host for EngineHost<'_> {
             .await
             .map_err(store_error)?
         {
-            ImplodeAdd::Complete(items) => Ok(ImplodeResult::Complete(parse_items(items)?)),
+            ImplodeAdd::Complete { items, woke } => {
+                if let Some(opener) = woke {
+                    // Not fatal if it fails: the opener then ends at `max_wait` as before.
+                    if let Err(e) = self.engine.dispatch_woken(opener).await {
+                        tracing::warn!(job = %opener, error = %e, "could not dispatch the woken opener of an implode group");
+                    }
+                }
+                Ok(ImplodeResult::Complete(parse_items(items)?))
+            }
             ImplodeAdd::Pending { opened } => Ok(ImplodeResult::Pending { opened }),
         }
     }

@@ -12,12 +12,15 @@
 //! and its output is committed (with its children's jobs) before the children are
 //! dispatched; the in-memory queue is only a fast path, rebuilt from the store on start.
 
+mod actions;
 mod catalog;
+mod credentials;
 mod execute;
 mod host;
 mod ingest;
 mod lineage;
 mod lookup;
+mod master_key;
 mod parked;
 mod queue;
 mod scale;
@@ -29,11 +32,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use actions::ActionRunError;
 use arc_swap::ArcSwap;
 pub use catalog::{Catalog, ReloadReport};
+use credentials::CredentialCache;
+pub use credentials::{CredentialError, CredentialInfo, Rotated, MAX_CREDENTIAL_BYTES};
 pub use ingest::{IngestError, Ingested, ReplayError, Replayed};
 pub use lineage::Lineage;
 use lookup::ResourceCache;
+pub use master_key::{load_master_key, KeySource, Keyring, LoadedKey, MasterKey};
 pub use queue::JobMessage;
 pub use scale::ScaleOutConfig;
 use switchyard_agents::Services;
@@ -46,6 +53,8 @@ use tokio_util::task::TaskTracker;
 pub struct EngineConfig {
     /// Directory of story files.
     pub stories_dir: PathBuf,
+    /// Directory of action packs (none: no packs).
+    pub packs_dir: Option<PathBuf>,
     /// Run agents in this process (false for `serve --no-workers`).
     pub run_workers: bool,
     /// Agent executions at once.
@@ -56,6 +65,8 @@ pub struct EngineConfig {
     pub watch: bool,
     /// Default time limit of one try.
     pub default_timeout: Duration,
+    /// The master key of credentials (`None`: credentials are off).
+    pub keyring: Option<Arc<Keyring>>,
     /// Prune finished runs older than this (None: keep everything).
     pub retention: Option<Duration>,
 }
@@ -65,11 +76,13 @@ impl EngineConfig {
     pub fn new(stories_dir: impl Into<PathBuf>) -> Self {
         EngineConfig {
             stories_dir: stories_dir.into(),
+            packs_dir: None,
             run_workers: true,
             concurrency: 256,
             max_queued: 50_000,
             watch: true,
             default_timeout: Duration::from_secs(30),
+            keyring: None,
             retention: Some(Duration::from_secs(30 * 24 * 3600)),
         }
     }
@@ -88,9 +101,8 @@ struct Inner {
     reload_lock: std::sync::Mutex<()>,
     services: Services,
     resources: Arc<ResourceCache>,
+    credentials: Arc<CredentialCache>,
     disabled: ArcSwap<std::collections::HashSet<String>>,
-    /// `credential.NAME` for templates and agents (see [`lookup::EnvCredentials`]).
-    credentials: Arc<dyn switchyard_template::Lookup>,
     queue: queue::Queue,
     /// The scaled-out mode (RabbitMQ between processes); `None` when embedded.
     scale: Option<scale::ScaleOut>,
@@ -101,8 +113,8 @@ struct Inner {
 }
 
 impl Engine {
-    /// Loads the stories, recovers unfinished work from the store, and starts the workers,
-    /// the timer and (if configured) the stories watcher.
+    /// Loads the stories and the credentials, recovers unfinished work from the store, and
+    /// starts the workers, the timer and (if configured) the stories watcher.
     pub async fn start(
         config: EngineConfig,
         store: Arc<dyn Store>,
@@ -132,11 +144,21 @@ impl Engine {
     async fn start_inner(
         config: EngineConfig,
         store: Arc<dyn Store>,
-        services: Services,
+        mut services: Services,
         scale: Option<ScaleOutConfig>,
     ) -> Result<(Engine, ReloadReport), switchyard_store::Error> {
         let resources = Arc::new(ResourceCache::default());
         resources.refresh(store.as_ref()).await?;
+        let credentials = Arc::new(CredentialCache::new(config.keyring.clone()));
+        credentials
+            .refresh(store.as_ref())
+            .await
+            .map_err(|e| match e {
+                CredentialError::Store(e) => e,
+                other => switchyard_store::Error::Corrupt(other.to_string()),
+            })?;
+        services.credential_hosts =
+            Some(Arc::clone(&credentials) as Arc<dyn switchyard_agents::CredentialHosts>);
         let (queue, receiver) = queue::Queue::new();
         let (scale, broker_receivers) = match scale {
             Some(c) => {
@@ -153,8 +175,8 @@ impl Engine {
                 reload_lock: std::sync::Mutex::new(()),
                 services,
                 resources,
+                credentials,
                 disabled: ArcSwap::from_pointee(Default::default()),
-                credentials: Arc::new(lookup::EnvCredentials),
                 queue,
                 scale,
                 parked: parked::Parked::default(),
@@ -288,8 +310,8 @@ impl Engine {
                 _ = tick.tick() => {}
             }
             ticks += 1;
-            // Scaled out, other processes change settings and resources: every process
-            // re-reads them every 2 s (embedded, only story settings, every 5 s).
+            // Scaled out, other processes change settings, resources and credentials: every
+            // process re-reads them every 2 s (embedded, only story settings, every 5 s).
             let scaled = self.inner.scale.is_some();
             if ticks.is_multiple_of(if scaled { 2 } else { 5 }) {
                 if let Err(e) = self.refresh_disabled().await {
@@ -303,6 +325,15 @@ impl Engine {
                         .await
                     {
                         tracing::warn!(error = %e, "could not refresh resources");
+                    }
+                    // Credentials set on another process (a front end) reach this one.
+                    if let Err(e) = self
+                        .inner
+                        .credentials
+                        .refresh(self.inner.store.as_ref())
+                        .await
+                    {
+                        tracing::warn!(error = %e, "could not refresh credentials (after a key rotation, restart every process with the new master key)");
                     }
                 }
             }
@@ -370,13 +401,19 @@ impl Engine {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let current = self.inner.catalog.load();
-        let (next, report) = current.reload(&self.inner.config.stories_dir);
+        let (next, report) = current.reload_with(
+            &self.inner.config.stories_dir,
+            self.inner.config.packs_dir.as_deref(),
+        );
         for d in &report.diagnostics {
             if d.is_error() {
                 tracing::error!("{d}");
             } else {
                 tracing::warn!("{d}");
             }
+        }
+        if !report.packs_loaded.is_empty() {
+            tracing::info!(packs = ?report.packs_loaded, actions = next.packs().actions.len(), "packs loaded");
         }
         if !report.loaded.is_empty() || !report.removed.is_empty() {
             tracing::info!(loaded = ?report.loaded, removed = ?report.removed, "stories reloaded");
@@ -413,7 +450,7 @@ impl Engine {
     pub fn template_context(&self) -> switchyard_template::ContextBuilder {
         switchyard_template::ContextBuilder::new()
             .resources(Arc::clone(&self.inner.resources) as Arc<dyn switchyard_template::Lookup>)
-            .credentials(Arc::clone(&self.inner.credentials))
+            .credentials(Arc::clone(&self.inner.credentials) as Arc<dyn switchyard_template::Lookup>)
     }
 
     /// Stops taking work and waits (up to `grace`) for running executions to finish.

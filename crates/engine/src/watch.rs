@@ -1,4 +1,4 @@
-//! Reloads the stories directory when files change.
+//! Reloads the stories (and packs) directories when files change.
 
 use std::time::Duration;
 
@@ -27,6 +27,17 @@ pub fn spawn(engine: Engine) {
     if let Err(e) = watcher.watch(&dir, RecursiveMode::Recursive) {
         tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the stories directory; reload with a restart");
         return;
+    }
+    if let Some(packs) = engine
+        .inner
+        .config
+        .packs_dir
+        .as_ref()
+        .filter(|d| d.is_dir())
+    {
+        if let Err(e) = watcher.watch(packs, RecursiveMode::Recursive) {
+            tracing::warn!(dir = %packs.display(), error = %e, "cannot watch the packs directory; reload with a restart");
+        }
     }
     let cancel = engine.cancelled();
     tokio::spawn(async move {

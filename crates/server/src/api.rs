@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use switchyard_agents::Source;
@@ -14,7 +14,8 @@ use switchyard_engine::{IngestError, ReplayError};
 use switchyard_store::RunQuery;
 use switchyard_types::{EventId, RunId, RunStatus};
 
-use crate::error::ApiError;
+use crate::auth::Principal;
+use crate::error::{ApiError, JsonBody};
 use crate::model::*;
 use crate::redact::redact_options;
 use crate::webhook::parse_body;
@@ -167,6 +168,7 @@ async fn set_enabled(
 pub async fn trigger(
     State(state): State<AppState>,
     Path((name, agent)): Path<(String, String)>,
+    principal: Option<Extension<Principal>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
@@ -207,11 +209,14 @@ pub async fn trigger(
         "query": {},
         "body": data,
     });
-    let by = headers
-        .get("x-switchyard-actor")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("cli")
-        .to_string();
+    let by = match principal.filter(|p| p.token_id.is_some()) {
+        Some(p) => format!("token:{}", p.name),
+        None => headers
+            .get("x-switchyard-actor")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("cli")
+            .to_string(),
+    };
     match state
         .engine
         .ingest(&story, index, payload, None, Some(by))
@@ -421,7 +426,7 @@ pub async fn get_resource(
 pub async fn set_resource(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Json(body): Json<SetResource>,
+    JsonBody(body): JsonBody<SetResource>,
 ) -> Result<StatusCode, ApiError> {
     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         return Err(ApiError::bad_request(

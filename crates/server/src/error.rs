@@ -1,6 +1,8 @@
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
 /// An error answer: `{"error": {"code", "message"}}` with a matching status. Internals (SQL,
@@ -74,5 +76,20 @@ impl IntoResponse for ApiError {
             }
         }
         r
+    }
+}
+
+/// A JSON request body whose rejections (bad JSON, a missing field, no JSON content type)
+/// answer 400 in the API's error shape rather than axum's plain text.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(JsonBody(v)),
+            Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
     }
 }

@@ -2,20 +2,26 @@
 //! the web view (`/`), `/healthz` and `/readyz`. [`app`] builds the router; the binary
 //! serves it.
 
+mod actions;
 mod api;
+pub mod auth;
 mod error;
 pub mod model;
 mod openapi;
 mod origin;
+mod rate_limit;
 mod redact;
+mod security_api;
 mod stream;
 pub mod ui;
 mod views;
 mod webhook;
 mod webhook_auth;
 
+use std::sync::Arc;
+
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{any, get, post, put};
+use axum::routing::{any, delete, get, post, put};
 use axum::Router;
 use switchyard_engine::Engine;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +33,10 @@ pub use error::ApiError;
 pub struct AppState {
     /// The engine.
     pub engine: Engine,
+    /// API token authentication.
+    pub auth: Arc<auth::Auth>,
+    /// Per-webhook rate limits.
+    pub rate_limits: Arc<rate_limit::RateLimits>,
     /// Renders the Prometheus metrics (None: `/metrics` answers 404).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Cancelled when the server begins to shut down: ends long-lived responses (event
@@ -35,10 +45,13 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for an engine, with a fresh shutdown token and no metrics.
-    pub fn new(engine: Engine) -> Self {
+    /// The state of a server running `engine`, authenticating the API with `auth`; with a
+    /// fresh shutdown token and no metrics.
+    pub fn new(engine: Engine, auth: Arc<auth::Auth>) -> Self {
         AppState {
             engine,
+            auth,
+            rate_limits: Arc::default(),
             metrics: None,
             shutdown: CancellationToken::new(),
         }
@@ -82,6 +95,9 @@ pub fn app(state: AppState) -> Router {
         .route("/events/stream", get(stream::events_stream))
         .route("/events/{id}", get(api::show_event))
         .route("/events/{id}/replay", post(api::replay_event))
+        .route("/actions", get(actions::list))
+        .route("/actions/{ref}", get(actions::show))
+        .route("/actions/{ref}/run", post(actions::run))
         .route("/openapi.json", get(openapi::serve))
         .route("/resources", get(api::list_resources))
         .route(
@@ -90,7 +106,24 @@ pub fn app(state: AppState) -> Router {
                 .get(api::get_resource)
                 .delete(api::delete_resource),
         )
+        .route("/credentials", get(security_api::list_credentials))
+        .route("/credentials/rotate-key", post(security_api::rotate_key))
+        .route(
+            "/credentials/{name}",
+            put(security_api::set_credential).delete(security_api::delete_credential),
+        )
+        .route(
+            "/tokens",
+            get(security_api::list_tokens).post(security_api::new_token),
+        )
+        .route("/tokens/{id}", delete(security_api::revoke_token))
+        .route("/audit", get(security_api::list_audit))
+        .route("/whoami", get(security_api::whoami))
         .fallback(api::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
         .layer(axum::middleware::from_fn(origin::same_origin_writes));
     Router::new()
         .route(

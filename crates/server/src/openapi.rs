@@ -213,7 +213,149 @@ const OPS: &[Op] = &[
         ok: (204, None),
         errors: &[404],
     },
+    Op {
+        method: "get",
+        path: "/credentials",
+        id: "listCredentials",
+        summary: "Credentials: names, allowed hosts, key ids and dates, never values",
+        tag: "security",
+        params: &[],
+        body: None,
+        ok: (200, Some("CredentialList")),
+        errors: &[503],
+    },
+    Op {
+        method: "put",
+        path: "/credentials/{name}",
+        id: "setCredential",
+        summary: "Store a credential, encrypted under the master key",
+        tag: "security",
+        params: &[path("name", "Credential name (letters, digits, `_`)")],
+        body: Some("SetCredential"),
+        ok: (204, None),
+        errors: &[400, 409, 503],
+    },
+    Op {
+        method: "delete",
+        path: "/credentials/{name}",
+        id: "deleteCredential",
+        summary: "Remove a credential",
+        tag: "security",
+        params: &[path("name", "Credential name")],
+        body: None,
+        ok: (204, None),
+        errors: &[404, 503],
+    },
+    Op {
+        method: "post",
+        path: "/credentials/rotate-key",
+        id: "rotateKey",
+        summary: "Re-encrypt every credential under a new master key, in one transaction",
+        tag: "security",
+        params: &[],
+        body: Some("RotateKey?"),
+        ok: (200, Some("KeyRotated")),
+        errors: &[400, 409, 503],
+    },
+    Op {
+        method: "get",
+        path: "/tokens",
+        id: "listTokens",
+        summary: "API tokens: ids, names, roles and dates, never the tokens",
+        tag: "security",
+        params: &[],
+        body: None,
+        ok: (200, Some("TokenList")),
+        errors: &[503],
+    },
+    Op {
+        method: "post",
+        path: "/tokens",
+        id: "createToken",
+        summary: "Create an API token; the answer is the only place it is ever shown",
+        tag: "security",
+        params: &[],
+        body: Some("NewToken"),
+        ok: (201, Some("TokenCreated")),
+        errors: &[400, 503],
+    },
+    Op {
+        method: "delete",
+        path: "/tokens/{id}",
+        id: "revokeToken",
+        summary: "Revoke a token by id, or every active token with this name",
+        tag: "security",
+        params: &[path("id", "Token id (`tok_…`) or name")],
+        body: None,
+        ok: (204, None),
+        errors: &[404, 503],
+    },
+    Op {
+        method: "get",
+        path: "/audit",
+        id: "listAudit",
+        summary: "Calls that changed something (and refused attempts), newest first",
+        tag: "security",
+        params: &[
+            query(
+                "before",
+                "Entries older than this sequence number",
+                "integer",
+            ),
+            query("limit", "Page size, 1-1000", "integer"),
+        ],
+        body: None,
+        ok: (200, Some("AuditPage")),
+        errors: &[400, 503],
+    },
+    Op {
+        method: "get",
+        path: "/whoami",
+        id: "whoami",
+        summary: "The caller's token name and role",
+        tag: "security",
+        params: &[],
+        body: None,
+        ok: (200, Some("WhoAmI")),
+        errors: &[],
+    },
+    Op {
+        method: "get",
+        path: "/actions",
+        id: "listActions",
+        summary: "The loaded pack actions, and their packs",
+        tag: "actions",
+        params: &[],
+        body: None,
+        ok: (200, Some("ActionList")),
+        errors: &[],
+    },
+    Op {
+        method: "get",
+        path: "/actions/{ref}",
+        id: "showAction",
+        summary: "One action: its parameters (types, defaults, descriptions) and its pack",
+        tag: "actions",
+        params: &[path("ref", "PACK.ACTION")],
+        body: None,
+        ok: (200, Some("ActionDetail")),
+        errors: &[404],
+    },
+    Op {
+        method: "post",
+        path: "/actions/{ref}/run",
+        id: "runAction",
+        summary: "Run an action: the parameters are checked against its schema before anything runs; the run is an ordinary run of the story PACK.ACTION",
+        tag: "actions",
+        params: &[path("ref", "PACK.ACTION")],
+        body: Some("RunAction"),
+        ok: (202, Some("ActionAccepted")),
+        errors: &[400, 404, 409, 413, 503],
+    },
 ];
+
+/// Error answers whose body says more than `ErrorBody`: (operation id, status, schema).
+const ERROR_SCHEMAS: &[(&str, u16, &str)] = &[("runAction", 400, "InvalidParamsBody")];
 
 fn add<T: JsonSchema>(
     generator: &mut SchemaGenerator,
@@ -240,13 +382,14 @@ fn add<T: JsonSchema>(
 fn status_text(code: u16) -> &'static str {
     match code {
         200 => "OK",
+        201 => "Created",
         202 => "Accepted: stored durably",
         204 => "Done",
         400 => "Bad request",
         401 => "Missing or invalid token",
         403 => "The token's role may not do this",
         404 => "Not found",
-        409 => "Conflict (story disabled, agent gone)",
+        409 => "Conflict (story disabled, agent gone, no master key)",
         413 => "Payload too large",
         503 => "Store unavailable or overloaded; retry",
         _ => "Error",
@@ -271,13 +414,35 @@ pub fn document() -> Value {
     add::<ResourceList>(&mut generator, &mut schemas, "ResourceList");
     add::<ResourceValue>(&mut generator, &mut schemas, "ResourceValue");
     add::<SetResource>(&mut generator, &mut schemas, "SetResource");
+    add::<CredentialList>(&mut generator, &mut schemas, "CredentialList");
+    add::<SetCredential>(&mut generator, &mut schemas, "SetCredential");
+    add::<RotateKey>(&mut generator, &mut schemas, "RotateKey");
+    add::<KeyRotated>(&mut generator, &mut schemas, "KeyRotated");
+    add::<TokenList>(&mut generator, &mut schemas, "TokenList");
+    add::<NewToken>(&mut generator, &mut schemas, "NewToken");
+    add::<TokenCreated>(&mut generator, &mut schemas, "TokenCreated");
+    add::<AuditPage>(&mut generator, &mut schemas, "AuditPage");
+    add::<WhoAmI>(&mut generator, &mut schemas, "WhoAmI");
     add::<ErrorBody>(&mut generator, &mut schemas, "ErrorBody");
+    add::<ActionList>(&mut generator, &mut schemas, "ActionList");
+    add::<ActionDetail>(&mut generator, &mut schemas, "ActionDetail");
+    add::<RunAction>(&mut generator, &mut schemas, "RunAction");
+    add::<ActionAccepted>(&mut generator, &mut schemas, "ActionAccepted");
+    add::<InvalidParamsBody>(&mut generator, &mut schemas, "InvalidParamsBody");
 
     let mut paths = Map::new();
     for op in OPS {
+        let method = axum::http::Method::from_bytes(op.method.to_ascii_uppercase().as_bytes())
+            .unwrap_or(axum::http::Method::GET);
+        let role = crate::auth::required_role(&method, op.path);
         let mut operation = json!({
             "operationId": op.id,
             "summary": op.summary,
+            "description": format!(
+                "Needs a bearer token with the role `{}` or higher (401 without a valid token, 403 when its role is lower); \
+                 a server on loopback with no token created takes calls without one.",
+                role.as_str()
+            ),
             "tags": [op.tag],
             "responses": {},
         });
@@ -290,12 +455,18 @@ pub fn document() -> Value {
             operation["parameters"] = Value::Array(params);
         }
         if let Some(body) = op.body {
-            let schema = if body == "any" {
+            // `any`: any JSON value; a trailing `?`: the body may be left out.
+            let (name, optional) = match body.strip_suffix('?') {
+                Some(name) => (name, true),
+                None => (body, body == "any"),
+            };
+            let schema = if name == "any" {
                 json!({})
             } else {
-                json!({"$ref": format!("#/components/schemas/{body}")})
+                json!({"$ref": format!("#/components/schemas/{name}")})
             };
-            operation["requestBody"] = json!({"required": body != "any", "content": {"application/json": {"schema": schema}}});
+            operation["requestBody"] =
+                json!({"required": !optional, "content": {"application/json": {"schema": schema}}});
         }
         let mut responses = Map::new();
         let (code, schema) = op.ok;
@@ -305,9 +476,13 @@ pub fn document() -> Value {
         }
         responses.insert(code.to_string(), ok);
         for &e in op.errors.iter().chain(&[401, 403]) {
+            let body = ERROR_SCHEMAS
+                .iter()
+                .find(|(id, code, _)| *id == op.id && *code == e)
+                .map_or("ErrorBody", |(_, _, schema)| schema);
             responses.insert(
                 e.to_string(),
-                json!({"description": status_text(e), "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}),
+                json!({"description": status_text(e), "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}}}),
             );
         }
         operation["responses"] = Value::Object(responses);
@@ -329,6 +504,13 @@ pub fn document() -> Value {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],
+        "tags": [
+            {"name": "stories", "description": "Loaded stories; trigger a webhook agent"},
+            {"name": "runs", "description": "Run history"},
+            {"name": "events", "description": "Events; replay"},
+            {"name": "resources", "description": "Shared values for templates"},
+            {"name": "security", "description": "Credentials, API tokens, the audit log"},
+        ],
         "paths": paths,
     })
 }

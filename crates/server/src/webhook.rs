@@ -107,6 +107,7 @@ async fn handle(
         .await
         .map_err(|_| too_large())?;
 
+    let mut secrets = Vec::new();
     if let Some(auth) = &hook.auth {
         let cx = state.engine.template_context().build();
         let now = switchyard_types::now().timestamp();
@@ -119,17 +120,41 @@ async fn handle(
                 "authentication failed",
             ));
         }
+        // A token sent in a header is the credential itself: it must not be stored.
+        secrets = cx.credentials_used();
+    }
+
+    if let Some(limit) = hook.rate_limit {
+        let now = std::time::Instant::now();
+        if let Err(wait) = state.rate_limits.take(&story.name, &path, limit, now) {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            tracing::warn!(story = %story.name, path = %path, "webhook rate limit reached");
+            return Err(ApiError {
+                retry_after: Some(secs.max(1)),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!(
+                        "this webhook accepts {} deliveries per {}; try again in {}s",
+                        limit.limit,
+                        limit.per,
+                        secs.max(1)
+                    ),
+                )
+            });
+        }
     }
 
     let body = parse_body(&parts.headers, &raw)?;
     let idempotency_key = idempotency_key(hook, &parts.headers);
-    let payload = json!({
+    let mut payload = json!({
         "method": parts.method.as_str(),
         "path": path,
         "headers": headers_json(&parts.headers),
         "query": query_json(parts.uri.query()),
         "body": body,
     });
+    switchyard_template::redact(&mut payload, &secrets);
     ingest_and_answer(
         &state,
         &story,

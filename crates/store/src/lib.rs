@@ -9,12 +9,14 @@
 
 mod ops;
 pub mod postgres;
+mod security;
 pub mod sqlite;
 mod stats;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+pub use security::{ApiToken, AuditEntry, StoredCredential};
 pub use stats::{CommitStats, CommitStatsSnapshot};
 use switchyard_types::{
     Event, EventId, EventKind, Job, JobId, JobState, Run, RunId, RunStatus, Timestamp,
@@ -242,8 +244,14 @@ pub struct StateScope {
 /// What adding to an `implode` group did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImplodeAdd {
-    /// The group is complete: its items (JSON text) in arrival order.
-    Complete(Vec<String>),
+    /// The group is complete.
+    Complete {
+        /// Its items (JSON text) in arrival order.
+        items: Vec<String>,
+        /// The job that opened the group and waits for it (until `max_wait`), woken now that
+        /// the group is complete so that it ends at once.
+        woke: Option<JobId>,
+    },
     /// The group is still open; `opened` when this item started it.
     Pending {
         /// This item opened the group.
@@ -455,6 +463,25 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_resource(&self, name: &str) -> Result<bool>;
     /// Every shared value, by name.
     async fn resources(&self) -> Result<Vec<Resource>>;
+    /// Stores credentials (insert or replace, keeping the creation time), all in one
+    /// transaction: a key rotation re-encrypts everything or nothing.
+    async fn put_credentials(&self, credentials: Vec<StoredCredential>) -> Result<()>;
+    /// Removes a credential; whether it existed.
+    async fn delete_credential(&self, name: &str) -> Result<bool>;
+    /// Every credential (encrypted), by name.
+    async fn credentials(&self) -> Result<Vec<StoredCredential>>;
+    /// Stores a new API token (hashed).
+    async fn create_token(&self, token: ApiToken) -> Result<()>;
+    /// Every API token, revoked ones included, oldest first.
+    async fn tokens(&self) -> Result<Vec<ApiToken>>;
+    /// The token with this SHA-256, revoked or not.
+    async fn token_by_hash(&self, hash: &[u8]) -> Result<Option<ApiToken>>;
+    /// Revokes the active token with this id, or every active token with this name; how many.
+    async fn revoke_token(&self, id_or_name: &str) -> Result<usize>;
+    /// Appends to the audit log.
+    async fn record_audit(&self, entry: AuditEntry) -> Result<()>;
+    /// The audit log, newest first, entries before `before` (a `seq`), at most `limit`.
+    async fn audit(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditEntry>>;
     /// Whether the store answers.
     async fn ping(&self) -> Result<()>;
     /// Group commit figures.

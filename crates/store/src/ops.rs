@@ -5,7 +5,8 @@ use std::sync::Arc;
 use switchyard_types::{JobId, RunId};
 
 use crate::{
-    FinishJob, Finished, ImplodeAdd, NewJob, Pruned, Reschedule, StartRun, Started, StateScope,
+    ApiToken, AuditEntry, FinishJob, Finished, ImplodeAdd, NewJob, Pruned, Reschedule, StartRun,
+    Started, StateScope, StoredCredential,
 };
 
 /// One write: what a caller asks the writer to commit. Times are microseconds since the epoch.
@@ -48,6 +49,17 @@ pub enum WriteOp {
         owner: Arc<str>,
         lease_micros: i64,
     },
+    Security(SecurityOp),
+}
+
+/// Writes of credentials, API tokens and the audit log.
+pub enum SecurityOp {
+    PutCredentials(Vec<StoredCredential>),
+    DeleteCredential(String),
+    CreateToken(ApiToken),
+    /// Revoke by id or name, at a time in microseconds.
+    RevokeToken(String, i64),
+    RecordAudit(AuditEntry),
 }
 
 /// What a write did.

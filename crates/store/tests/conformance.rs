@@ -5,6 +5,8 @@
 
 #[path = "conformance/cases.rs"]
 mod cases;
+#[path = "conformance/security_cases.rs"]
+mod security_cases;
 #[path = "conformance/state_cases.rs"]
 mod state_cases;
 #[path = "conformance/support.rs"]
@@ -112,5 +114,11 @@ conformance!(
     state_cases::implode_completes_groups_and_flushes,
     state_cases::parent_wakes_when_exit_emits,
     state_cases::parent_wakes_when_child_run_ends,
+    state_cases::a_wake_during_execution_survives_its_deferral,
     state_cases::resources_set_list_delete,
+    security_cases::credentials_upsert_keep_creation_time_and_delete,
+    security_cases::credentials_rotation_rewrites_all_at_once,
+    security_cases::tokens_are_found_by_hash_and_revoked_by_id_or_name,
+    security_cases::duplicate_token_hash_is_refused_alone,
+    security_cases::audit_pages_newest_first,
 );

@@ -7,6 +7,8 @@
 pub mod diagnostic;
 mod graph;
 pub mod load;
+pub mod pack;
+mod refs;
 mod schema;
 pub mod yaml;
 
@@ -15,7 +17,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use diagnostic::{Diagnostic, Severity};
-pub use load::{load_dir, load_file, load_str, Loaded};
+pub use load::{
+    load_dir, load_dir_with, load_file, load_file_with, load_str, load_str_with, Loaded,
+};
+pub use pack::{load_packs, Pack, Packs};
+pub use refs::check_references;
 pub use schema::story_schema;
 use switchyard_agents::{Agent, FromRef, RetryOptions};
 use switchyard_template::Condition;

@@ -11,6 +11,7 @@ use switchyard_template::{Compiler, Limits};
 
 use crate::diagnostic::Diagnostic;
 use crate::graph::find_cycle;
+use crate::pack::Packs;
 use crate::yaml::{self, SpanMap};
 use crate::{AgentDef, Story};
 
@@ -45,8 +46,14 @@ impl Ctx<'_> {
     }
 }
 
-/// Loads a story file's text. `file` is used in diagnostics.
+/// Loads a story file's text without packs (an `action` agent is then an error). `file` is
+/// used in diagnostics.
 pub fn load_str(file: &Path, source: &str) -> Loaded {
+    load_str_with(file, source, &Packs::empty())
+}
+
+/// Loads a story file's text; `action` agents find their actions in `packs`.
+pub fn load_str_with(file: &Path, source: &str, packs: &Packs) -> Loaded {
     let (doc, spans) = match yaml::parse(source) {
         Ok(x) => x,
         Err(e) => {
@@ -62,7 +69,7 @@ pub fn load_str(file: &Path, source: &str) -> Loaded {
         spans,
         diagnostics: Vec::new(),
     };
-    let story = build_story(&mut cx, doc, source);
+    let story = build_story(&mut cx, doc, source, packs);
     cx.diagnostics.sort_by_key(|d| (d.line, d.column));
     let has_errors = cx.diagnostics.iter().any(Diagnostic::is_error);
     Loaded {
@@ -71,10 +78,15 @@ pub fn load_str(file: &Path, source: &str) -> Loaded {
     }
 }
 
-/// Loads a story file from disk.
+/// Loads a story file from disk, without packs.
 pub fn load_file(path: &Path) -> Loaded {
+    load_file_with(path, &Packs::empty())
+}
+
+/// Loads a story file from disk; `action` agents find their actions in `packs`.
+pub fn load_file_with(path: &Path, packs: &Packs) -> Loaded {
     match std::fs::read_to_string(path) {
-        Ok(text) => load_str(path, &text),
+        Ok(text) => load_str_with(path, &text, packs),
         Err(e) => Loaded {
             story: None,
             diagnostics: vec![Diagnostic::error(
@@ -89,12 +101,17 @@ pub fn load_file(path: &Path) -> Loaded {
 /// Loads every `*.yaml`/`*.yml` story in a directory (not `*.test.yaml`), sorted by file
 /// name; also reports two files that declare the same story name.
 pub fn load_dir(dir: &Path) -> (Vec<Story>, Vec<Diagnostic>) {
+    load_dir_with(dir, &Packs::empty())
+}
+
+/// Like [`load_dir`], with packs for `action` agents.
+pub fn load_dir_with(dir: &Path, packs: &Packs) -> (Vec<Story>, Vec<Diagnostic>) {
     let mut files = story_files(dir);
     files.sort();
     let mut stories: Vec<Story> = Vec::new();
     let mut diagnostics = Vec::new();
     for path in files {
-        let loaded = load_file(&path);
+        let loaded = load_file_with(&path, packs);
         diagnostics.extend(loaded.diagnostics);
         if let Some(story) = loaded.story {
             if let Some(first) = stories.iter().find(|s| s.name == story.name) {
@@ -115,6 +132,7 @@ pub fn load_dir(dir: &Path) -> (Vec<Story>, Vec<Diagnostic>) {
             stories.push(story);
         }
     }
+    diagnostics.extend(crate::check_references(&stories));
     (stories, diagnostics)
 }
 
@@ -153,7 +171,7 @@ fn is_agent_name(s: &str) -> bool {
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-fn build_story(cx: &mut Ctx<'_>, doc: Value, source: &str) -> Option<Story> {
+fn build_story(cx: &mut Ctx<'_>, doc: Value, source: &str, packs: &Packs) -> Option<Story> {
     let Value::Object(top) = doc else {
         cx.error_at(
             "",
@@ -234,7 +252,7 @@ fn build_story(cx: &mut Ctx<'_>, doc: Value, source: &str) -> Option<Story> {
             .get("name")
             .and_then(Value::as_str)
             .map(str::to_string);
-        match build_agent(cx, &base, value, &mut compiler) {
+        match build_agent(cx, &base, value, &mut compiler, packs) {
             Some(def) if failed_names.iter().any(|n| **n == *def.name) => {
                 cx.error_at(
                     &format!("{base}/name"),
@@ -397,6 +415,7 @@ fn build_agent(
     base: &str,
     value: Value,
     compiler: &mut Compiler,
+    packs: &Packs,
 ) -> Option<AgentDef> {
     let Value::Object(map) = value else {
         cx.error_at(
@@ -451,8 +470,18 @@ fn build_agent(
         );
         ok = false;
     }
-    let mut bcx = BuildContext::new(compiler);
-    bcx.timeout = common.timeout;
+    // An `action` agent without a `timeout` of its own has its action's (a long `command`
+    // body is not cut short by the server's default).
+    let timeout = common.timeout.or_else(|| {
+        let uses = (common.kind == "action").then(|| options.get("uses")?.as_str())??;
+        packs
+            .actions
+            .get(uses)?
+            .timeout
+            .map(switchyard_types::Duration)
+    });
+    let mut bcx = BuildContext::new(compiler).with_actions(&packs.actions);
+    bcx.timeout = timeout;
     let condition = common
         .condition
         .as_ref()
@@ -461,7 +490,7 @@ fn build_agent(
     let problems = bcx.into_problems();
     for p in problems {
         let ptr = format!("{base}{}", p.path);
-        let at = if p.message.starts_with("unknown option") {
+        let at = if points_at_key(&p.message) {
             cx.spans.key(&ptr)
         } else {
             cx.spans.value(&ptr)
@@ -499,12 +528,24 @@ fn build_agent(
         from: common.from,
         condition,
         retry: common.retry,
-        timeout: common.timeout,
+        timeout,
         agent,
         downstream: Vec::new(),
         error_downstream: Vec::new(),
         options,
     })
+}
+
+/// Problems about a key (an unknown option or parameter, a missing parameter) point at the
+/// key rather than at its value.
+pub(crate) fn points_at_key(message: &str) -> bool {
+    [
+        "unknown option",
+        "unknown parameter",
+        "missing required parameter",
+    ]
+    .iter()
+    .any(|p| message.starts_with(p))
 }
 
 fn path_pointer(path: &serde_path_to_error::Path) -> String {

@@ -36,6 +36,7 @@ type Used = Arc<Mutex<Vec<(String, String)>>>;
 pub struct Context {
     root: Value,
     used: Used,
+    credentials: Option<Arc<dyn Lookup>>,
 }
 
 impl Context {
@@ -45,14 +46,95 @@ impl Context {
         lock(&self.used).clone()
     }
 
+    /// Credential `name` for an agent that uses one itself rather than through a template
+    /// (`email`'s `smtp` URL). The read is recorded like a template's `credential.NAME`, so
+    /// the value is redacted from what the execution stores and its host rules apply.
+    pub fn credential(&self, name: &str) -> Option<String> {
+        let value = self.credentials.as_ref()?.get(name)?;
+        record(&self.used, name, &value);
+        Some(value)
+    }
+
     /// The root value passed to minijinja.
     pub(crate) fn root(&self) -> &Value {
         &self.root
+    }
+
+    /// The context of a pack action's body: `params`, plus this context's `credential`,
+    /// `run` and `now`, and its `resource` with `resource_defaults` beneath it (a default
+    /// applies when the resource is not set). Upstream agents and `event` are not visible.
+    /// Credential reads are recorded with this context's, so its redaction covers them.
+    pub fn for_action(
+        &self,
+        params: Arc<Json>,
+        resource_defaults: Option<Arc<dyn Lookup>>,
+    ) -> Context {
+        let root = self.root.downcast_object_ref::<Root>();
+        let resource_lookup = root
+            .and_then(|r| r.resource.as_ref())
+            .and_then(|v| v.downcast_object_ref::<Named>())
+            .map(|n| Arc::clone(&n.lookup));
+        let resource = match (resource_lookup, resource_defaults) {
+            (Some(first), Some(then)) => Some(Arc::new(Layered { first, then }) as Arc<dyn Lookup>),
+            (one, other) => one.or(other),
+        };
+        let derived = Root {
+            agents: HashMap::new(),
+            event: None,
+            params: Some(json_to_value(params)),
+            run: root.and_then(|r| r.run.clone()),
+            now: root.map_or_else(|| Value::from(rfc3339(Utc::now())), |r| r.now.clone()),
+            resource: resource.map(|lookup| {
+                Value::from_object(Named {
+                    what: "resource",
+                    lookup,
+                    used: None,
+                })
+            }),
+            credential: root.and_then(|r| r.credential.clone()),
+        };
+        Context {
+            root: Value::from_object(derived),
+            used: Arc::clone(&self.used),
+            credentials: self.credentials.clone(),
+        }
+    }
+
+    /// Records a secret that is not a credential (a pack action's `secret` parameter), so
+    /// that it is redacted like one (see [`Context::credentials_used`]).
+    pub fn record_secret(&self, name: &str, value: &str) {
+        if value.is_empty() {
+            return;
+        }
+        let mut used = lock(&self.used);
+        if !used.iter().any(|(n, v)| n == name && v == value) {
+            used.push((name.to_string(), value.to_string()));
+        }
+    }
+}
+
+/// A lookup that falls back to a second one.
+#[derive(Debug)]
+struct Layered {
+    first: Arc<dyn Lookup>,
+    then: Arc<dyn Lookup>,
+}
+
+impl Lookup for Layered {
+    fn get(&self, name: &str) -> Option<String> {
+        self.first.get(name).or_else(|| self.then.get(name))
     }
 }
 
 fn lock(used: &Used) -> std::sync::MutexGuard<'_, Vec<(String, String)>> {
     used.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn record(used: &Used, name: &str, value: &str) {
+    let mut used = lock(used);
+    if !used.iter().any(|(n, v)| n == name && v == value) {
+        used.push((name.to_string(), value.to_string()));
+    }
 }
 
 /// Builds a [`Context`].
@@ -146,7 +228,7 @@ impl ContextBuilder {
                     used: None,
                 })
             }),
-            credential: self.credentials.map(|l| {
+            credential: self.credentials.clone().map(|l| {
                 Value::from_object(Named {
                     what: "credential",
                     lookup: l,
@@ -157,6 +239,7 @@ impl ContextBuilder {
         Context {
             root: Value::from_object(root),
             used,
+            credentials: self.credentials,
         }
     }
 }
@@ -245,10 +328,7 @@ impl Object for Named {
         match self.lookup.get(name) {
             Some(value) => {
                 if let Some(used) = &self.used {
-                    let mut used = lock(used);
-                    if !used.iter().any(|(n, v)| n == name && *v == value) {
-                        used.push((name.to_string(), value.clone()));
-                    }
+                    record(used, name, &value);
                 }
                 Some(Value::from(value))
             }

@@ -30,6 +30,7 @@ pub(crate) fn register(env: &mut Environment<'static>, paths: Arc<PathCache>) {
     env.add_filter("slugify", slugify);
     env.add_filter("date", date);
     env.add_filter("merge", merge);
+    env.add_filter("omit", omit);
     let cache = paths.clone();
     env.add_filter("jsonpath", move |v: &Value, expr: &str| {
         jsonpath(&cache, v, expr, false)
@@ -249,6 +250,27 @@ fn merge(value: &Value, other: &Value) -> FilterResult<Value> {
             let v = side.get_item(&key)?;
             map.insert(key, v);
         }
+    }
+    Ok(Value::from_iter(map))
+}
+
+/// `omit(key, …)`: the mapping without these keys (`{{ params | omit("owner", "repo") }}`:
+/// a pack action's body fields without its path parameters).
+fn omit(value: &Value, keys: minijinja::value::Rest<String>) -> FilterResult<Value> {
+    defined(value)?;
+    if value.kind() != ValueKind::Map {
+        return Err(filter_error(
+            "omit",
+            format!("the input must be a map (object), not {}", value.kind()),
+        ));
+    }
+    let mut map = std::collections::BTreeMap::new();
+    for key in value.try_iter()? {
+        if key.as_str().is_some_and(|k| keys.iter().any(|o| o == k)) {
+            continue;
+        }
+        let v = value.get_item(&key)?;
+        map.insert(key, v);
     }
     Ok(Value::from_iter(map))
 }

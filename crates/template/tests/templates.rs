@@ -547,3 +547,19 @@ fn lookups_can_be_custom_types() {
         .build();
     assert_eq!(t.render(&ctx).expect("renders"), json!("ABC-1"));
 }
+
+#[test]
+fn a_credential_read_by_an_agent_is_recorded_like_a_templates() {
+    let ctx = ctx();
+    assert_eq!(ctx.credential("nope"), None);
+    assert!(ctx.credentials_used().is_empty(), "a missing one is not");
+    assert_eq!(ctx.credential("token").as_deref(), Some("s3cr3t-t0ken"));
+    assert_eq!(ctx.credential("token").as_deref(), Some("s3cr3t-t0ken"));
+    assert_eq!(
+        ctx.credentials_used(),
+        vec![("token".to_string(), "s3cr3t-t0ken".to_string())],
+        "recorded once"
+    );
+    let bare = switchyard_template::ContextBuilder::new().build();
+    assert_eq!(bare.credential("token"), None, "no credential store");
+}

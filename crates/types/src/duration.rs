@@ -68,6 +68,11 @@ impl Duration {
                 "h" => 3_600_000,
                 "d" => 86_400_000,
                 "w" => 7 * 86_400_000,
+                "" if rest.starts_with(char::is_whitespace) => {
+                    return Err(err(
+                        "write the unit right after the number, without a space",
+                    ))
+                }
                 "" => return Err(err("a unit is missing")),
                 _ => return Err(err("unknown unit (use ms, s, m, h, d or w)")),
             };
@@ -174,6 +179,7 @@ mod tests {
             ("", "it is empty"),
             ("5", "a unit is missing"),
             ("5y", "unknown unit"),
+            ("10 minutes", "without a space"),
             ("ms", "expected a number"),
             ("99999999999999999999999999999999999999999d", "too large"),
         ] {

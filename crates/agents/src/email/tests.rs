@@ -5,8 +5,8 @@ use serde_json::json;
 use switchyard_template::ContextBuilder;
 
 use super::{Email, SmtpServer, TlsMode};
-use crate::testing::{build, problems, run};
-use crate::{Agent, ServicesConfig};
+use crate::testing::{build, problems, run, run_with};
+use crate::{Agent, CredentialHosts, Services, ServicesConfig};
 
 fn server(url: &str) -> Result<SmtpServer, crate::AgentError> {
     SmtpServer::parse(url, "smtp")
@@ -155,6 +155,78 @@ async fn a_missing_credential_or_a_bad_address_is_a_permanent_error() {
     .unwrap_err();
     assert_eq!(e.kind, "smtp");
     assert!(e.retryable, "{e:?}");
+}
+
+#[derive(Debug)]
+struct Hosts(HashMap<&'static str, Vec<String>>);
+
+impl CredentialHosts for Hosts {
+    fn allowed_hosts(&self, name: &str) -> Option<Vec<String>> {
+        self.0.get(name).cloned()
+    }
+}
+
+#[tokio::test]
+async fn credentials_bound_to_other_hosts_are_not_sent_to_the_smtp_server() {
+    let agent = email(json!({
+        "to": "b@example.com", "sender": "a@example.com", "subject": "s",
+        "text": "{{ inbound.note }}{{ credential.github if inbound.leak else '' }}",
+    }));
+    let mut services = Services::new(ServicesConfig::default()).unwrap();
+    services.credential_hosts = Some(Arc::new(Hosts(HashMap::from([
+        ("smtp", vec!["mail.example.com".to_string()]),
+        ("github", vec!["api.github.com".to_string()]),
+    ]))));
+    let creds = HashMap::from([
+        ("smtp".to_string(), "smtp://u:p@127.0.0.1:1".to_string()),
+        ("github".to_string(), "ghp_secret".to_string()),
+    ]);
+    // The SMTP URL's own host is not one the credential may go to.
+    let e = run_with(
+        agent.as_ref(),
+        json!({"note": "hi", "leak": false}),
+        &services,
+        &creds,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind, "credential_host", "{e:?}");
+    assert!(
+        e.message.contains("`smtp`") && e.message.contains("127.0.0.1"),
+        "{}",
+        e.message
+    );
+    assert!(!e.retryable);
+
+    // An allowed SMTP host passes the check (the send then fails: nothing listens on :1)...
+    let creds_ok = HashMap::from([
+        ("smtp".to_string(), "smtp://u:p@127.0.0.1:1".to_string()),
+        ("github".to_string(), "ghp_secret".to_string()),
+    ]);
+    services.credential_hosts = Some(Arc::new(Hosts(HashMap::from([
+        ("smtp", vec!["127.0.0.1".to_string()]),
+        ("github", vec!["api.github.com".to_string()]),
+    ]))));
+    let e = run_with(
+        agent.as_ref(),
+        json!({"note": "hi", "leak": false}),
+        &services,
+        &creds_ok,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind, "smtp", "{e:?}");
+    // ...but a message carrying a credential bound to another host is refused before sending.
+    let e = run_with(
+        agent.as_ref(),
+        json!({"note": "hi", "leak": true}),
+        &services,
+        &creds_ok,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind, "credential_host", "{e:?}");
+    assert!(e.message.contains("`github`"), "{}", e.message);
 }
 
 #[test]

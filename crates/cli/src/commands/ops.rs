@@ -289,12 +289,13 @@ pub async fn runs(client: &Client, cmd: RunsCommand, json: bool) -> anyhow::Resu
                         text(&r["status"]),
                         time(&r["started_at"]),
                         took,
+                        text(&r["started_by"]),
                         text(&r["error"]),
                     ]
                 })
                 .collect();
             table(
-                &["RUN", "STORY", "STATUS", "STARTED", "TOOK", "ERROR"],
+                &["RUN", "STORY", "STATUS", "STARTED", "TOOK", "BY", "ERROR"],
                 &rows,
             );
             if let Some(next) = v["next_before"].as_str() {

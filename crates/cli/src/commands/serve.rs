@@ -21,7 +21,7 @@ pub struct ServeArgs {
     /// Directory of story files (reloaded when it changes).
     #[arg(long, default_value = "./stories")]
     stories: PathBuf,
-    /// Directory of action packs.
+    /// Directory of action packs (reloaded when it changes).
     #[arg(long, default_value = "./packs")]
     packs: PathBuf,
     /// Directory of the embedded SQLite store (unused with --database-url).
@@ -59,6 +59,8 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    #[command(flatten)]
+    security: super::serve_security::ServeSecurityArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -121,7 +123,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             (Arc::new(store), args.data.display().to_string())
         }
     };
+    let keyring = args.security.keyring(store.as_ref(), &args.data).await?;
+    let store_hint = match &args.database_url {
+        Some(_) => "--database-url URL".to_string(),
+        None => format!("--data {}", args.data.display()),
+    };
+    let auth = super::serve_security::api_auth(store.as_ref(), args.listen, &store_hint).await?;
     let services = Services::new(ServicesConfig {
+        network: args.security.network_policy()?,
         allow_commands: args.allow_commands,
         ..ServicesConfig::default()
     })
@@ -130,6 +139,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::warn!("command agents are allowed: stories can run programs as this user");
     }
     let mut config = EngineConfig::new(&args.stories);
+    config.keyring = Some(Arc::new(keyring));
+    if args.packs.is_dir() {
+        config.packs_dir = Some(args.packs.clone());
+    } else {
+        tracing::info!(packs = %args.packs.display(), "no packs directory: no actions are loaded");
+    }
     config.run_workers = !args.no_workers;
     config.concurrency = args.concurrency.max(1);
     config.max_queued = args.max_queued.max(1);
@@ -148,6 +163,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .context("cannot start the engine")?,
     };
     let stories = engine.catalog().stories().len();
+    let actions = engine.catalog().packs().actions.len();
     let errors = report.diagnostics.iter().filter(|d| d.is_error()).count();
     if errors > 0 {
         tracing::warn!(
@@ -161,13 +177,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(
         listen = %args.listen,
         stories,
+        actions,
         store = %store_name,
         workers = !args.no_workers,
         "switchyard is serving: webhooks at http://{}/webhook/STORY/PATH",
         args.listen
     );
-    let state = AppState::new(engine.clone()).with_metrics(metrics);
+    let state = AppState::new(engine.clone(), auth).with_metrics(metrics);
     let closing = state.shutdown.clone();
+    super::serve_security::watch_tokens(
+        Arc::clone(&state.auth),
+        Arc::clone(engine.store()),
+        closing.clone().cancelled_owned(),
+    );
     let app = switchyard_server::app(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {

@@ -3,12 +3,14 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::Args;
 use switchyard_agents::{Services, ServicesConfig};
 use switchyard_engine::EngineConfig;
+use switchyard_server::auth::Auth;
 use switchyard_server::AppState;
 
 use super::scaled::QueueArgs;
@@ -39,6 +41,12 @@ pub struct WorkerArgs {
     /// Let `command` agents run programs (refused otherwise).
     #[arg(long)]
     allow_commands: bool,
+    /// File holding the front ends' master key, to decrypt credentials (never created by a
+    /// worker). SWITCHYARD_MASTER_KEY, when set, is used instead.
+    #[arg(long, value_name = "FILE")]
+    master_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    network: super::serve_security::NetworkArgs,
     /// Prune finished runs older than this, when this process coordinates (`0` keeps
     /// everything). Give every process the same value.
     #[arg(long, default_value = "30d")]
@@ -61,9 +69,12 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
             args.stories.display()
         );
     }
-    let _ = &args.packs;
     let (store, store_name) = open_postgres(database_url).await?;
+    let keyring =
+        super::serve_security::worker_keyring(store.as_ref(), args.master_key_file.as_deref())
+            .await?;
     let services = Services::new(ServicesConfig {
+        network: args.network.network_policy()?,
         allow_commands: args.allow_commands,
         ..ServicesConfig::default()
     })
@@ -72,6 +83,12 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         tracing::warn!("command agents are allowed: stories can run programs as this user");
     }
     let mut config = EngineConfig::new(&args.stories);
+    config.keyring = Some(Arc::new(keyring));
+    if args.packs.is_dir() {
+        config.packs_dir = Some(args.packs.clone());
+    } else {
+        tracing::info!(packs = %args.packs.display(), "no packs directory: no actions are loaded");
+    }
     config.run_workers = true;
     config.concurrency = args.concurrency.max(1);
     config.retention = (!args.retention.std().is_zero()).then(|| args.retention.std());
@@ -84,7 +101,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
             "some story files are invalid and were not loaded (run `switchyard validate`)"
         );
     }
-    let state = AppState::new(engine.clone()).with_metrics(metrics);
+    let state = AppState::new(engine.clone(), Arc::new(Auth::new(false, 0))).with_metrics(metrics);
     let closing = state.shutdown.clone();
     tracing::info!(
         stories = engine.catalog().stories().len(),

@@ -1,13 +1,16 @@
 // The API client: every call carries the token as a bearer header (never a cookie), asks
-// for a token when the server answers 401, and remembers a 403 on a write as "read-only".
+// for a token when the server answers 401, learns the token's role from /whoami (a viewer
+// is read-only), and remembers a 403 on a write as "read-only" too.
 
 const TOKEN_KEY = 'switchyard.token';
 const listeners = new Set();
 
 /** Session state shared by the views. */
 export const session = {
-  /** Set when the server refused a write (403): the token is a viewer's. */
+  /** Set when the token is a viewer's (from /whoami, or a write refused with 403). */
   readOnly: false,
+  /** The token's role (`viewer`, `operator`, `admin`) once known. */
+  role: null,
 };
 
 /** An error answer, with the API's `{error: {code, message}}`. */
@@ -37,6 +40,18 @@ export function onSession(fn) {
 
 function emit() {
   for (const fn of listeners) fn(session);
+}
+
+/** Asks the server who the token is; a viewer's token makes the session read-only. */
+export async function loadRole() {
+  try {
+    const me = await api('/whoami');
+    session.role = me.role;
+    session.readOnly = me.role === 'viewer';
+    emit();
+  } catch {
+    // An older server without /whoami: a 403 on a write still marks the session read-only.
+  }
 }
 
 export function markReadOnly() {

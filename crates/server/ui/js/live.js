@@ -3,11 +3,14 @@
 // Authorization header like every other call (EventSource cannot send headers, and a token
 // in a URL would end up in logs). It reconnects with Last-Event-ID, so nothing is missed.
 
-import {authHeaders, needToken, token} from './api.js';
+import {authHeaders, needToken, onSession, token} from './api.js';
 
 const listeners = new Set();
 let lastId = null;
 let started = false;
+// The open stream and the token it was opened with: a different token (another user, or
+// none after "Forget token") closes it, and it is opened again with the new one.
+let connection = null;
 
 /** Receives {type: 'event'|'run'|'reconnected', data}. Returns an unsubscribe function. */
 export function subscribe(fn) {
@@ -39,6 +42,9 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 export function start() {
   if (started) return;
   started = true;
+  onSession(() => {
+    if (connection && connection.token !== token()) connection.abort.abort();
+  });
   run();
 }
 
@@ -46,10 +52,13 @@ async function run() {
   let backoff = 500;
   let connectedBefore = false;
   for (;;) {
+    const mine = {token: token(), abort: new AbortController()};
+    connection = mine;
     try {
       const headers = authHeaders({Accept: 'text/event-stream'});
       if (lastId !== null) headers['Last-Event-ID'] = lastId;
-      const res = await fetch('/api/v1/events/stream?payloads=false', {headers, cache: 'no-store', credentials: 'omit'});
+      const res = await fetch('/api/v1/events/stream?payloads=false',
+        {headers, cache: 'no-store', credentials: 'omit', signal: mine.abort.signal});
       if (res.status === 401) {
         setState('auth');
         await needToken(token() ? 'That token was refused.' : null);
@@ -62,6 +71,11 @@ async function run() {
       connectedBefore = true;
       await read(res.body);
     } catch (e) {
+      if (mine.abort.signal.aborted) {
+        // The token changed: reconnect at once with the new one.
+        setState('connecting');
+        continue;
+      }
       console.warn('live stream interrupted', e);
     }
     setState('reconnecting');

@@ -1,6 +1,6 @@
 // The web view's entry point: a hash router over four views, the token dialog, the live feed.
 
-import {ApiError, onSession, session, setToken, setTokenPrompt, token} from './api.js';
+import {ApiError, loadRole, onSession, session, setToken, setTokenPrompt, token} from './api.js';
 import {h, mount} from './dom.js';
 import * as live from './live.js';
 import * as storiesView from './views/stories.js';
@@ -80,7 +80,11 @@ function promptForToken(message) {
       form.removeEventListener('submit', submit);
       dialog.close();
       setToken(value);
+      session.readOnly = false;
+      session.role = null;
       resolve(value);
+      // The new token's role (a refused token makes this ask again, like any other call).
+      loadRole();
     };
     form.addEventListener('submit', submit);
     // Without a token nothing works: the dialog cannot be dismissed with Escape.
@@ -99,13 +103,16 @@ function showSession() {
   const role = document.getElementById('role');
   role.hidden = !session.readOnly;
   role.textContent = session.readOnly ? 'read-only' : '';
+  role.title = session.role ? `This token's role: ${session.role}` : '';
   document.getElementById('signout').hidden = !token();
 }
 
 document.getElementById('signout').addEventListener('click', () => {
   setToken(null);
   session.readOnly = false;
+  session.role = null;
   showSession();
+  loadRole();
   route();
 });
 
@@ -113,5 +120,6 @@ setTokenPrompt(promptForToken);
 onSession(showSession);
 window.addEventListener('hashchange', route);
 showSession();
+loadRole();
 live.start();
 route();

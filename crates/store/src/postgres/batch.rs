@@ -474,7 +474,7 @@ async fn finish_jobs(
     let mut woken: HashSet<Uuid> = HashSet::new();
     if !wake.is_empty() {
         let rows = query::<Postgres>(
-            "UPDATE jobs SET due_at = LEAST(jobs.due_at, u.at)
+            "UPDATE jobs SET due_at = LEAST(jobs.due_at, u.at), woken_at = u.at
              FROM UNNEST($1::uuid[], $2::timestamptz[]) AS u(id, at)
              WHERE jobs.id = u.id AND jobs.state = 'queued'
              RETURNING jobs.id",
@@ -510,7 +510,10 @@ async fn reschedule(
     }
     let rs: Vec<&Reschedule> = latest.into_values().collect();
     query::<Postgres>(
-        "UPDATE jobs SET attempts = u.attempts, due_at = u.due_at, deferred = true,
+        "UPDATE jobs SET attempts = u.attempts,
+                         due_at = CASE WHEN u.resumed AND jobs.woken_at IS NOT NULL
+                                       THEN LEAST(u.due_at, jobs.woken_at) ELSE u.due_at END,
+                         deferred = true,
                          started_at = COALESCE(u.started_at, jobs.started_at), error = u.error,
                          resumed = u.resumed, published_at = NULL, lease_owner = NULL,
                          lease_until = NULL

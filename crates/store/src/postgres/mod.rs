@@ -10,6 +10,7 @@
 mod batch;
 mod lease;
 mod rows;
+mod security;
 mod state;
 mod store_impl;
 pub mod testing;
@@ -45,8 +46,18 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         3,
-        "scale_out",
-        include_str!("../../../../migrations/postgres/0003_scale_out.sql"),
+        "job wakes",
+        include_str!("../../../../migrations/postgres/0003_job_wakes.sql"),
+    ),
+    (
+        4,
+        "security",
+        include_str!("../../../../migrations/postgres/0004_security.sql"),
+    ),
+    (
+        5,
+        "scale out",
+        include_str!("../../../../migrations/postgres/0005_scale_out.sql"),
     ),
 ];
 

@@ -1,5 +1,6 @@
 //! The stateful writes, applied one at a time inside a batch: admissions of
-//! `deduplicate`/`throttle`, `implode` groups, resources and replays.
+//! `deduplicate`/`throttle`, `implode` groups, resources, replays and (in [`super::security`])
+//! credentials, tokens and the audit log.
 //!
 //! An admission counts then inserts, which under READ COMMITTED is a race between two
 //! transactions; so admissions and implode groups first take a transaction-scoped advisory
@@ -49,6 +50,7 @@ pub async fn apply(conn: &mut PgConnection, op: &WriteOp) -> Result<WriteReply, 
                 .await?;
             Ok(WriteReply::Changed(done.rows_affected() as usize))
         }
+        WriteOp::Security(op) => super::security::apply(conn, op).await,
         WriteOp::Admit {
             scope,
             key,
@@ -283,7 +285,10 @@ async fn implode_add(
     // A re-executed job that already completed a group completes it again, identically.
     let mine = consumed_by(conn, scope, key, job).await?;
     if !mine.is_empty() {
-        return Ok(ImplodeAdd::Complete(mine));
+        return Ok(ImplodeAdd::Complete {
+            items: mine,
+            woke: None,
+        });
     }
     query::<Postgres>(
         "INSERT INTO implode_items (story, agent, key, job_id, at, item) VALUES ($1, $2, $3, $4, $5, $6)
@@ -311,9 +316,26 @@ async fn implode_add(
         .bind(job.0)
         .execute(&mut *conn)
         .await?;
-        return Ok(ImplodeAdd::Complete(
-            open.into_iter().map(|(_, i)| i).collect(),
-        ));
+        // The job that opened the group waits for it: wake it (as a child run wakes its
+        // parent), so that it ends now rather than at `max_wait`.
+        let mut woke = None;
+        if let Some((opener, _)) = open.first().filter(|(j, _)| *j != job.0) {
+            let rows = query::<Postgres>(
+                "UPDATE jobs SET due_at = LEAST(due_at, $2), woken_at = $2
+                 WHERE id = $1 AND state = 'queued' RETURNING id",
+            )
+            .bind(opener)
+            .bind(from_micros(now))
+            .fetch_all(&mut *conn)
+            .await?;
+            if !rows.is_empty() {
+                woke = Some(JobId(*opener));
+            }
+        }
+        return Ok(ImplodeAdd::Complete {
+            items: open.into_iter().map(|(_, i)| i).collect(),
+            woke,
+        });
     }
     let opened = open.first().is_some_and(|(j, _)| *j == job.0);
     Ok(ImplodeAdd::Pending { opened })

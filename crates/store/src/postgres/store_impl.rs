@@ -12,11 +12,12 @@ use super::rows::{
     event_from_row, job_from_row, queued_from_row, resource_from_row, run_from_row, EVENT_COLUMNS,
     JOB_COLUMNS, QUEUED_COLUMNS, RUN_COLUMNS,
 };
-use super::{check_size, route_id, route_str, unavailable, PgStore};
-use crate::ops::{WriteOp, WriteReply};
+use super::{check_size, route_id, route_str, security, unavailable, PgStore};
+use crate::ops::{SecurityOp, WriteOp, WriteReply};
 use crate::{
-    CommitStatsSnapshot, Error, FinishJob, Finished, ImplodeAdd, NewJob, QueuedJob, Reschedule,
-    Resource, Result, RunQuery, StartRun, Started, StateScope, Store,
+    ApiToken, AuditEntry, CommitStatsSnapshot, Error, FinishJob, Finished, ImplodeAdd, NewJob,
+    QueuedJob, Reschedule, Resource, Result, RunQuery, StartRun, Started, StateScope, Store,
+    StoredCredential,
 };
 
 fn unexpected() -> Error {
@@ -446,6 +447,58 @@ impl Store for PgStore {
             .iter()
             .map(resource_from_row)
             .collect()
+    }
+
+    async fn put_credentials(&self, credentials: Vec<StoredCredential>) -> Result<()> {
+        let route = match credentials.as_slice() {
+            [one] => route_str(&[&one.name]),
+            _ => 0,
+        };
+        let op = WriteOp::Security(SecurityOp::PutCredentials(credentials));
+        self.write(route, op).await.map(|_| ())
+    }
+
+    async fn delete_credential(&self, name: &str) -> Result<bool> {
+        let op = WriteOp::Security(SecurityOp::DeleteCredential(name.to_string()));
+        match self.write(route_str(&[name]), op).await? {
+            WriteReply::Changed(n) => Ok(n > 0),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn credentials(&self) -> Result<Vec<StoredCredential>> {
+        security::credentials(&self.pool).await
+    }
+
+    async fn create_token(&self, token: ApiToken) -> Result<()> {
+        let op = WriteOp::Security(SecurityOp::CreateToken(token));
+        self.write(0, op).await.map(|_| ())
+    }
+
+    async fn tokens(&self) -> Result<Vec<ApiToken>> {
+        security::tokens(&self.pool).await
+    }
+
+    async fn token_by_hash(&self, hash: &[u8]) -> Result<Option<ApiToken>> {
+        security::token_by_hash(&self.pool, hash).await
+    }
+
+    async fn revoke_token(&self, id_or_name: &str) -> Result<usize> {
+        let at = switchyard_types::now().timestamp_micros();
+        let op = WriteOp::Security(SecurityOp::RevokeToken(id_or_name.to_string(), at));
+        match self.write(0, op).await? {
+            WriteReply::Changed(n) => Ok(n),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn record_audit(&self, entry: AuditEntry) -> Result<()> {
+        let op = WriteOp::Security(SecurityOp::RecordAudit(entry));
+        self.write(0, op).await.map(|_| ())
+    }
+
+    async fn audit(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditEntry>> {
+        security::audit(&self.pool, before, limit).await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -11,11 +11,8 @@
 //! connection lost while COMMIT was in flight leaves the outcome unknown, so the writer asks
 //! a new connection for the transaction's status (`txid_status`) before it answers anyone.
 //! When the database cannot be reached every waiter gets `Error::Unavailable` at once, and
-//! the next batch tries to connect again. While the writer waits to learn a lost COMMIT's
-//! outcome, writes that arrive meanwhile are refused at once (`Error::Unavailable`: nothing
-//! of them was applied) rather than left waiting behind it.
+//! the next batch tries to connect again.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,9 +59,6 @@ enum Failure {
 pub async fn run(config: Arc<WriterConfig>, mut rx: mpsc::Receiver<WriteRequest>) {
     let mut conn: Option<PgConnection> = None;
     let mut batch: Vec<WriteRequest> = Vec::with_capacity(config.max_batch);
-    // Set while a lost COMMIT's outcome is being found out (the database is out of reach).
-    let resolving = AtomicBool::new(false);
-    let mut closed = false;
     while let Some(first) = rx.recv().await {
         batch.push(first);
         while batch.len() < config.max_batch {
@@ -75,27 +69,7 @@ pub async fn run(config: Arc<WriterConfig>, mut rx: mpsc::Receiver<WriteRequest>
         }
         let started = Instant::now();
         let ops: Vec<&WriteOp> = batch.iter().map(|r| &r.op).collect();
-        let results = {
-            let committing = commit(&config, &mut conn, &ops, &resolving);
-            tokio::pin!(committing);
-            loop {
-                let shedding = !closed && resolving.load(Ordering::Relaxed);
-                tokio::select! {
-                    biased;
-                    r = &mut committing => break r,
-                    // Look again at whether the commit has begun resolving.
-                    _ = tokio::time::sleep(Duration::from_millis(100)), if !shedding => {}
-                    req = rx.recv(), if shedding => match req {
-                        Some(req) => {
-                            let _ = req.reply.send(Err(Error::Unavailable(
-                                "PostgreSQL is out of reach".into(),
-                            )));
-                        }
-                        None => closed = true,
-                    },
-                }
-            }
-        };
+        let results = commit(&config, &mut conn, &ops, &mut rx).await;
         drop(ops);
         config
             .stats
@@ -120,7 +94,7 @@ async fn commit(
     config: &WriterConfig,
     slot: &mut Option<PgConnection>,
     ops: &[&WriteOp],
-    resolving: &AtomicBool,
+    waiting: &mut mpsc::Receiver<WriteRequest>,
 ) -> Vec<Result<WriteReply>> {
     let mut last = String::new();
     for _ in 0..3 {
@@ -155,10 +129,7 @@ async fn commit(
                 message,
             })) => {
                 *slot = None;
-                resolving.store(true, Ordering::Relaxed);
-                let outcome = resolve(config, xid).await;
-                resolving.store(false, Ordering::Relaxed);
-                match outcome {
+                match resolve(config, xid, waiting).await {
                     Some(true) => return results,
                     Some(false) => last = message,
                     None => {
@@ -184,7 +155,14 @@ async fn commit(
 
 /// Whether transaction `xid` committed (`txid_status`), asked on a new connection until the
 /// commit timeout; `None` when the database stays out of reach.
-async fn resolve(config: &WriterConfig, xid: i64) -> Option<bool> {
+///
+/// Only this batch's waiters must wait for the answer: writes that arrive meanwhile, while the
+/// database cannot be reached, are told at once that it is unavailable.
+async fn resolve(
+    config: &WriterConfig,
+    xid: i64,
+    waiting: &mut mpsc::Receiver<WriteRequest>,
+) -> Option<bool> {
     let deadline = Instant::now() + config.commit_timeout;
     while Instant::now() < deadline {
         let status = async {
@@ -199,10 +177,25 @@ async fn resolve(config: &WriterConfig, xid: i64) -> Option<bool> {
         match tokio::time::timeout(config.connect_timeout, status).await {
             Ok(Ok(Some(s))) if s == "committed" => return Some(true),
             Ok(Ok(Some(s))) if s == "aborted" => return Some(false),
-            _ => tokio::time::sleep(Duration::from_millis(250)).await,
+            Ok(Ok(_)) => tokio::time::sleep(Duration::from_millis(250)).await,
+            Ok(Err(e)) => {
+                refuse_waiting(waiting, &e.to_string());
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(_) => {
+                refuse_waiting(waiting, "timed out connecting to PostgreSQL");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
         }
     }
     None
+}
+
+/// Answers every write waiting for this writer with `Error::Unavailable`.
+fn refuse_waiting(waiting: &mut mpsc::Receiver<WriteRequest>, message: &str) {
+    while let Ok(req) = waiting.try_recv() {
+        let _ = req.reply.send(Err(Error::Unavailable(message.to_string())));
+    }
 }
 
 /// One attempt: the batch in bulk, or (when a write in it fails) write by write.

@@ -6,6 +6,7 @@
 //! blocking threads; WAL lets them run beside the writer.
 
 mod rows;
+mod security;
 mod views;
 mod writer;
 
@@ -18,11 +19,11 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use switchyard_types::{Event, EventId, Job, JobId, Run, RunId, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::ops::{WriteOp, WriteReply};
+use crate::ops::{SecurityOp, WriteOp, WriteReply};
 use crate::{
-    CommitStats, CommitStatsSnapshot, Error, FinishJob, Finished, ImplodeAdd, NewJob, Pruned,
-    QueuedJob, Reschedule, Resource, Result, RunCount, RunQuery, StartRun, Started, StateScope,
-    Store,
+    ApiToken, AuditEntry, CommitStats, CommitStatsSnapshot, Error, FinishJob, Finished, ImplodeAdd,
+    NewJob, Pruned, QueuedJob, Reschedule, Resource, Result, RunCount, RunQuery, StartRun, Started,
+    StateScope, Store, StoredCredential,
 };
 use rows::{
     event_from_row, job_from_row, micros, queued_from_row, run_from_row, EVENT_COLUMNS,
@@ -35,6 +36,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../../migrations/sqlite/0001_init.sql"),
     include_str!("../../../../migrations/sqlite/0003_operations.sql"),
     include_str!("../../../../migrations/sqlite/0004_events_by_agent.sql"),
+    include_str!("../../../../migrations/sqlite/0005_job_wakes.sql"),
+    include_str!("../../../../migrations/sqlite/0006_security.sql"),
 ];
 
 /// How hard SQLite syncs on commit.
@@ -613,6 +616,59 @@ impl Store for SqliteStore {
                 })?;
                 rows.collect()
             })
+            .await
+    }
+
+    async fn put_credentials(&self, credentials: Vec<StoredCredential>) -> Result<()> {
+        self.write(WriteOp::Security(SecurityOp::PutCredentials(credentials)))
+            .await
+            .map(|_| ())
+    }
+
+    async fn delete_credential(&self, name: &str) -> Result<bool> {
+        let op = SecurityOp::DeleteCredential(name.to_string());
+        Ok(matches!(self.write(WriteOp::Security(op)).await?, WriteReply::Changed(n) if n > 0))
+    }
+
+    async fn credentials(&self) -> Result<Vec<StoredCredential>> {
+        self.readers.with(security::credentials).await
+    }
+
+    async fn create_token(&self, token: ApiToken) -> Result<()> {
+        self.write(WriteOp::Security(SecurityOp::CreateToken(token)))
+            .await
+            .map(|_| ())
+    }
+
+    async fn tokens(&self) -> Result<Vec<ApiToken>> {
+        self.readers.with(security::tokens).await
+    }
+
+    async fn token_by_hash(&self, hash: &[u8]) -> Result<Option<ApiToken>> {
+        let hash = hash.to_vec();
+        self.readers
+            .with(move |c| security::token_by_hash(c, &hash))
+            .await
+    }
+
+    async fn revoke_token(&self, id_or_name: &str) -> Result<usize> {
+        let at = switchyard_types::now().timestamp_micros();
+        let op = SecurityOp::RevokeToken(id_or_name.to_string(), at);
+        match self.write(WriteOp::Security(op)).await? {
+            WriteReply::Changed(n) => Ok(n),
+            _ => Ok(0),
+        }
+    }
+
+    async fn record_audit(&self, entry: AuditEntry) -> Result<()> {
+        self.write(WriteOp::Security(SecurityOp::RecordAudit(entry)))
+            .await
+            .map(|_| ())
+    }
+
+    async fn audit(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditEntry>> {
+        self.readers
+            .with(move |c| security::audit(c, before, limit))
             .await
     }
 

@@ -89,7 +89,8 @@ fn apply(tx: &Connection, op: &WriteOp) -> rusqlite::Result<WriteReply> {
         WriteOp::Finish(f) => finish_job(tx, f).map(WriteReply::Finished),
         WriteOp::Reschedule(r) => {
             tx.prepare_cached(
-                "UPDATE jobs SET attempts = ?2, due_at = ?3, deferred = 1, started_at = COALESCE(?4, started_at), error = ?5,
+                "UPDATE jobs SET attempts = ?2,
+                    due_at = CASE WHEN ?6 AND woken_at IS NOT NULL THEN MIN(?3, woken_at) ELSE ?3 END, deferred = 1, started_at = COALESCE(?4, started_at), error = ?5,
                     resumed = ?6
                  WHERE id = ?1 AND state = 'queued'",
             )?
@@ -156,6 +157,7 @@ fn apply(tx: &Connection, op: &WriteOp) -> rusqlite::Result<WriteReply> {
                 .execute([name])?;
             Ok(WriteReply::Changed(n))
         }
+        WriteOp::Security(op) => super::security::apply(tx, op),
         // The embedded store has no coordination (`Store::coordination` is `None`), so no
         // claim reaches it.
         WriteOp::Claim { .. } => Err(rusqlite::Error::ToSqlConversionFailure(
@@ -271,7 +273,7 @@ fn finish_job(tx: &Connection, f: &FinishJob) -> rusqlite::Result<Finished> {
         if exit_emitted || run_ended.is_some() {
             let n = tx
                 .prepare_cached(
-                    "UPDATE jobs SET due_at = MIN(due_at, ?2) WHERE id = ?1 AND state = 'queued'",
+                    "UPDATE jobs SET due_at = MIN(due_at, ?2), woken_at = ?2 WHERE id = ?1 AND state = 'queued'",
                 )?
                 .execute(params![parent, micros(f.finished_at)])?;
             if n > 0 {
@@ -411,7 +413,10 @@ fn implode_add(
     // A re-executed job that already completed a group completes it again, identically.
     let mine = consumed_by(tx, scope, key, job)?;
     if !mine.is_empty() {
-        return Ok(ImplodeAdd::Complete(mine));
+        return Ok(ImplodeAdd::Complete {
+            items: mine,
+            woke: None,
+        });
     }
     tx.prepare_cached(
         "INSERT INTO implode_items (story, agent, key, job_id, at, item) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -424,9 +429,26 @@ fn implode_add(
         // Consumed items stay until the group's last reader is done; prune old ones.
         tx.prepare_cached("DELETE FROM implode_items WHERE story = ?1 AND agent = ?2 AND key = ?3 AND consumed_by IS NOT NULL AND consumed_by != ?4")?
             .execute(params![&*scope.story, &*scope.agent, key, job.as_bytes().as_slice()])?;
-        return Ok(ImplodeAdd::Complete(
-            open.into_iter().map(|(_, i)| i).collect(),
-        ));
+        // The job that opened the group waits for it: wake it (as a child run wakes its
+        // parent), so that it ends now rather than at `max_wait`.
+        let mut woke = None;
+        if let Some((opener, _)) = open
+            .first()
+            .filter(|(j, _)| j.as_slice() != job.as_bytes().as_slice())
+        {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE jobs SET due_at = MIN(due_at, ?2), woken_at = ?2 WHERE id = ?1 AND state = 'queued'",
+                )?
+                .execute(params![opener, now])?;
+            if n > 0 {
+                woke = JobId::from_slice(opener);
+            }
+        }
+        return Ok(ImplodeAdd::Complete {
+            items: open.into_iter().map(|(_, i)| i).collect(),
+            woke,
+        });
     }
     let opened = open
         .first()

@@ -121,7 +121,12 @@ pub async fn concurrent_admissions_of_one_key_let_one_through(store: S) {
 pub async fn implode_completes_groups_and_flushes(store: S) {
     let sc = scope("gather");
     let now = switchyard_types::now();
-    let (j1, j2, j3) = (JobId::new(), JobId::new(), JobId::new());
+    // The opener is a real job, deferred until its `max_wait`.
+    let mut opener = start("gather", &["order"]);
+    opener.jobs[0].deferred = true;
+    opener.jobs[0].due_at = now + chrono::Duration::hours(1);
+    store.start_run(opener.clone()).await.unwrap();
+    let (j1, j2, j3) = (opener.jobs[0].id, JobId::new(), JobId::new());
     let item = |s: &str| -> Arc<str> { s.into() };
     assert_eq!(
         store
@@ -139,20 +144,30 @@ pub async fn implode_completes_groups_and_flushes(store: S) {
         ImplodeAdd::Pending { opened: false }
     );
     let t3 = now + chrono::Duration::milliseconds(2);
-    let complete = ImplodeAdd::Complete(vec!["1".into(), "2".into(), "3".into()]);
+    let items: Vec<String> = vec!["1".into(), "2".into(), "3".into()];
     assert_eq!(
         store
             .implode_add(&sc, "k", j3, t3, item("3"), 3)
             .await
             .unwrap(),
-        complete
+        ImplodeAdd::Complete {
+            items: items.clone(),
+            woke: Some(j1)
+        },
+        "the completed group wakes the job that opened it"
     );
+    let woken = store
+        .job(j1)
+        .await
+        .unwrap()
+        .expect("the opener still waits");
+    assert!(woken.due_at <= t3, "the opener is due now, not at max_wait");
     assert_eq!(
         store
             .implode_add(&sc, "k", j3, t3, item("3"), 3)
             .await
             .unwrap(),
-        complete,
+        ImplodeAdd::Complete { items, woke: None },
         "a re-executed job completes its group again, identically"
     );
     assert_eq!(
@@ -223,6 +238,63 @@ pub async fn parent_wakes_when_exit_emits(store: S) {
         .unwrap()
         .expect("the parent job waits");
     assert!(woken.due_at <= finished_at, "the parent is due now");
+}
+
+/// The child can end while the parent's execution that started it is still running: that
+/// execution then defers (waits for the wake it has already missed). The wake must win.
+pub async fn a_wake_during_execution_survives_its_deferral(store: S) {
+    let mut parent = start("parent", &["call"]);
+    parent.jobs[0].due_at = switchyard_types::now();
+    store.start_run(parent.clone()).await.unwrap();
+    let parent_job = parent.jobs[0].id;
+    let started_at = switchyard_types::now();
+    // The parent's first execution starts its child; the child emits from its exit agent...
+    let child = start_child("child", &["exit"], parent_job, "exit");
+    store.start_run(child.clone()).await.unwrap();
+    let (f, _, _) = emit(&child.jobs[0], 1, &[]);
+    let woken_at = f.finished_at;
+    assert_eq!(
+        store.finish_job(f).await.unwrap(),
+        Finished::Applied {
+            run_ended: Some(RunStatus::Succeeded),
+            woke: Some(parent_job)
+        }
+    );
+    // ...and only then does the parent's execution record its deferral for a day.
+    let day = switchyard_types::now() + chrono::Duration::days(1);
+    store
+        .reschedule(switchyard_store::Reschedule {
+            job_id: parent_job,
+            attempts: 1,
+            due_at: day,
+            started_at: Some(started_at),
+            error: None,
+            resume: true,
+        })
+        .await
+        .unwrap();
+    let job = store.job(parent_job).await.unwrap().expect("still waiting");
+    assert!(
+        job.due_at <= woken_at,
+        "the wake was lost: due {} instead of at once",
+        job.due_at
+    );
+    // A retry (not a wait) of another job is not pulled forward by anything.
+    let other = start("other", &["work"]);
+    store.start_run(other.clone()).await.unwrap();
+    store
+        .reschedule(switchyard_store::Reschedule {
+            job_id: other.jobs[0].id,
+            attempts: 1,
+            due_at: day,
+            started_at: Some(started_at),
+            error: Some("boom".into()),
+            resume: false,
+        })
+        .await
+        .unwrap();
+    let job = store.job(other.jobs[0].id).await.unwrap().unwrap();
+    assert_eq!(job.due_at, day);
 }
 
 pub async fn parent_wakes_when_child_run_ends(store: S) {

@@ -69,7 +69,11 @@ function agentPanel(story, agent, events) {
       h('h2', {}, agent.name),
       h('span', {class: ['type-tag', `type-${agent.type}`]}, agent.type)),
     agent.description ? h('p', {class: 'muted'}, agent.description) : null,
-    h('dl', {class: 'facts'}, fact('Receives from', fromList(agent))),
+    h('dl', {class: 'facts'},
+      fact('Receives from', fromList(agent)),
+      agent.type === 'action' && typeof agent.options?.uses === 'string'
+        ? fact('Runs action', h('span', {class: 'mono action-ref'}, agent.options.uses))
+        : null),
     h('h3', {}, 'Options'),
     h('p', {class: 'muted small'}, 'As written in the story file; credentials and secrets show as [redacted:NAME].'),
     jsonBlock(optionsOf(agent), 'options'),
