@@ -92,16 +92,16 @@ impl Engine {
         job: JobId,
     ) -> Result<Option<JobMessage>, switchyard_store::Error> {
         Ok(self.inner.store.job(job).await?.map(|p| JobMessage {
-                job_id: p.id,
-                run_id: p.run_id,
-                story: p.story.into(),
-                agent: p.agent.into(),
-                input_event_id: p.input_event_id,
-                attempts: p.attempts,
-                run_started_at: p.run_started_at,
-                lineage: None,
-                deferred: true,
-                resumed: true,
+            job_id: p.id,
+            run_id: p.run_id,
+            story: p.story.into(),
+            agent: p.agent.into(),
+            input_event_id: p.input_event_id,
+            attempts: p.attempts,
+            run_started_at: p.run_started_at,
+            lineage: None,
+            deferred: true,
+            resumed: true,
         }))
     }
 
