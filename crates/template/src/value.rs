@@ -7,7 +7,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
+use minijinja::value::{Enumerator, Object, ObjectRepr, Value, ValueKind};
 use serde_json::Value as Json;
 
 use crate::error::{Error, ErrorKind};
@@ -181,12 +181,50 @@ pub(crate) fn value_to_json(value: &Value) -> Result<Json, Error> {
     if let Some(s) = value.as_str() {
         return Ok(Json::String(s.to_string()));
     }
+    // Maps and lists a template built (`merge`, literals) are walked here, so the payload
+    // nodes inside them are copied as JSON at once instead of node by node through
+    // minijinja's object protocol, which allocates a handle for every nested object.
+    match value.kind() {
+        ValueKind::Map => {
+            if let Some(map) = map_to_json(value)? {
+                return Ok(Json::Object(map));
+            }
+        }
+        ValueKind::Seq => {
+            if let Ok(items) = value.try_iter() {
+                return items
+                    .map(|item| value_to_json(&item))
+                    .collect::<Result<_, _>>()
+                    .map(Json::Array);
+            }
+        }
+        _ => {}
+    }
     serde_json::to_value(value).map_err(|e| {
         Error::new(
             ErrorKind::Render,
             format!("cannot convert {} to JSON: {e}", value.kind()),
         )
     })
+}
+
+/// A map with string keys as a JSON object; `None` when a key is not a string (then
+/// serde's rules for map keys apply).
+fn map_to_json(value: &Value) -> Result<Option<serde_json::Map<String, Json>>, Error> {
+    let Ok(keys) = value.try_iter() else {
+        return Ok(None);
+    };
+    let mut map = serde_json::Map::with_capacity(value.len().unwrap_or(0));
+    for key in keys {
+        let Some(k) = key.as_str() else {
+            return Ok(None);
+        };
+        let item = value
+            .get_item(&key)
+            .map_err(|e| Error::new(ErrorKind::Render, e.to_string()))?;
+        map.insert(k.to_owned(), value_to_json(&item)?);
+    }
+    Ok(Some(map))
 }
 
 /// Strings as-is; numbers and booleans plain; null as ""; arrays and objects as compact JSON.
@@ -216,6 +254,39 @@ pub(crate) fn value_bytes(value: &Value) -> Result<Vec<u8>, Error> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn built_maps_and_lists_with_payload_nodes_convert_to_json() {
+        let root = Arc::new(json!({"b": 1, "a": {"x": [1, 2]}, "list": [{"y": null}]}));
+        let node = json_to_value(root);
+        // As `merge` builds it: the payload's entries, then new ones.
+        let mut pairs: Vec<(Value, Value)> = ["b", "a", "list"]
+            .into_iter()
+            .map(|k| (Value::from(k), node.get_attr(k).expect("attr")))
+            .collect();
+        pairs.push((Value::from("seen"), Value::from(true)));
+        pairs.push((Value::from("none"), Value::from(())));
+        let built = Value::from_iter(pairs);
+        let json = value_to_json(&built).expect("json");
+        assert_eq!(
+            json,
+            json!({"b": 1, "a": {"x": [1, 2]}, "list": [{"y": null}], "seen": true, "none": null})
+        );
+        // Exactly what serializing the minijinja value gives, key order included.
+        let serialized = serde_json::to_value(&built).expect("serialize");
+        let keys =
+            |v: &Json| -> Vec<String> { v.as_object().expect("object").keys().cloned().collect() };
+        assert_eq!(json, serialized);
+        assert_eq!(keys(&json), keys(&serialized));
+        let seq = Value::from(vec![node.get_attr("a").expect("a"), Value::from("s")]);
+        assert_eq!(
+            value_to_json(&seq).expect("json"),
+            json!([{"x": [1, 2]}, "s"])
+        );
+        // Non-string keys follow serde's rules (numbers become strings).
+        let numbered = Value::from_iter([(Value::from(1), Value::from("one"))]);
+        assert_eq!(value_to_json(&numbered).expect("json"), json!({"1": "one"}));
+    }
 
     #[test]
     fn nodes_walk_lazily_and_convert_back() {

@@ -1,0 +1,1 @@
+"""bench/run's modules (standard library only)."""
