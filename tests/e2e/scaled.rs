@@ -560,6 +560,12 @@ async fn rabbitmq_restart_mid_burst_answers_503_then_completes_every_202() {
     })
     .await;
     assert_eq!(body["store"], "ok", "{body}");
+    // The worker's /readyz says so too.
+    let worker_url = format!("http://127.0.0.1:{}", worker.port);
+    wait_ready(&worker_url, "the queue down on the worker", |status, b| {
+        status == 503 && b["queue"] != "ok"
+    })
+    .await;
     let down_from = Instant::now();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let down_until = Instant::now();
@@ -684,6 +690,15 @@ async fn postgresql_restart_mid_burst_pauses_workers_and_completes_every_202() {
     })
     .await;
     assert_eq!(body["queue"], "ok", "{body}");
+    // The workers' /readyz say so too.
+    for w in [&w1, &w2] {
+        wait_ready(
+            &format!("http://127.0.0.1:{}", w.port),
+            "the store down on a worker",
+            |status, b| status == 503 && b["store"] != "ok",
+        )
+        .await;
+    }
     let down_from = Instant::now();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let down_until = Instant::now();
@@ -693,6 +708,14 @@ async fn postgresql_restart_mid_burst_pauses_workers_and_completes_every_202() {
     let answers = burst.finish().await;
     let (acknowledged, refused) =
         assert_outage(&answers, down_from, down_until, &front, &sink).await;
+    for w in [&w1, &w2] {
+        wait_ready(
+            &format!("http://127.0.0.1:{}", w.port),
+            "a worker ready again",
+            |status, _| status == 200,
+        )
+        .await;
+    }
     eprintln!(
         "{acknowledged} acknowledged, {refused} answered 503 while PostgreSQL was down; all delivered by the workers without a restart"
     );
