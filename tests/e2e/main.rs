@@ -20,6 +20,7 @@ mod pipeline;
 mod postgres;
 mod postgres_security;
 mod reload;
+mod scaled;
 mod schedule;
 mod ssrf;
 mod standins;

@@ -39,7 +39,7 @@ agents:
 "#;
 
 /// A fresh database on the test server, or `None` when the test may not run.
-async fn database(test: &str) -> Option<TestDatabase> {
+pub(crate) async fn database(test: &str) -> Option<TestDatabase> {
     let server = server_url(test)?;
     Some(
         TestDatabase::create(&server)
@@ -115,44 +115,57 @@ async fn story_runs_on_postgresql_like_on_the_embedded_store() {
     db.drop_database().await.unwrap();
 }
 
-/// Webhook senders that keep posting until stopped, recording what each request got.
-struct Burst {
+/// Webhook senders that keep posting until stopped, recording what each request got: the
+/// given number on pooled connections, plus two probes that open a new connection for each
+/// request and give up on an answer after 2 s. (The senders of a burst can all be held by
+/// a store outage: a request whose COMMIT was in flight when PostgreSQL went away waits until
+/// its outcome is known. The probes show how requests made during the outage are answered.)
+pub(crate) struct Burst {
     stop: Arc<AtomicBool>,
     senders: Vec<tokio::task::JoinHandle<Vec<Answer>>>,
 }
 
 /// One request: when it was sent and answered, its status (0: no answer), its run.
-struct Answer {
-    sent: Instant,
-    answered: Instant,
-    status: u16,
-    run_id: Option<String>,
+pub(crate) struct Answer {
+    pub sent: Instant,
+    pub answered: Instant,
+    pub status: u16,
+    pub run_id: Option<String>,
+    /// Why there was no answer (status 0).
+    pub error: Option<String>,
 }
 
 impl Burst {
-    fn start(url: String, senders: usize) -> Burst {
+    pub(crate) fn start(url: String, senders: usize) -> Burst {
         let stop = Arc::new(AtomicBool::new(false));
-        let senders = (0..senders)
+        let senders = (0..senders + 2)
             .map(|worker| {
                 let (url, stop) = (url.clone(), Arc::clone(&stop));
+                let probe = worker >= senders;
                 tokio::spawn(async move {
-                    let http = reqwest::Client::builder()
-                        .timeout(Duration::from_secs(30))
-                        .build()
-                        .unwrap();
+                    let http = if probe {
+                        reqwest::Client::builder()
+                            .timeout(Duration::from_secs(2))
+                            .pool_max_idle_per_host(0)
+                    } else {
+                        reqwest::Client::builder().timeout(Duration::from_secs(30))
+                    }
+                    .build()
+                    .unwrap();
                     let mut answers = Vec::new();
                     let mut n = 0;
                     while !stop.load(Ordering::Relaxed) {
                         n += 1;
                         let sent = Instant::now();
                         let body = json!({"n": worker * 100_000 + n});
-                        let (status, run_id) = match http.post(&url).json(&body).send().await {
+                        let (status, run_id, error) = match http.post(&url).json(&body).send().await
+                        {
                             Ok(r) => {
                                 let status = r.status().as_u16();
                                 let v: Value = r.json().await.unwrap_or_default();
-                                (status, v["run_id"].as_str().map(str::to_string))
+                                (status, v["run_id"].as_str().map(str::to_string), None)
                             }
-                            Err(_) => (0, None),
+                            Err(e) => (0, None, Some(format!("{e:?}"))),
                         };
                         if status == 0 || status == 503 {
                             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -162,6 +175,7 @@ impl Burst {
                             answered: Instant::now(),
                             status,
                             run_id,
+                            error,
                         });
                     }
                     answers
@@ -171,7 +185,7 @@ impl Burst {
         Burst { stop, senders }
     }
 
-    async fn finish(self) -> Vec<Answer> {
+    pub(crate) async fn finish(self) -> Vec<Answer> {
         self.stop.store(true, Ordering::Relaxed);
         let mut all = Vec::new();
         for s in self.senders {
@@ -182,7 +196,7 @@ impl Burst {
 }
 
 /// The runs acknowledged with 202; every other answer must be a 5xx or no answer.
-fn acknowledged(answers: &[Answer]) -> Vec<String> {
+pub(crate) fn acknowledged(answers: &[Answer]) -> Vec<String> {
     for a in answers {
         assert!(
             a.status == 202 || a.status == 0 || a.status >= 500,
@@ -198,7 +212,7 @@ fn acknowledged(answers: &[Answer]) -> Vec<String> {
 }
 
 /// Every acknowledged run succeeded and reached the sink.
-async fn assert_all_delivered(server: &Server, sink: &Sink, acknowledged: &[String]) {
+pub(crate) async fn assert_all_delivered(server: &Server, sink: &Sink, acknowledged: &[String]) {
     for run_id in acknowledged {
         let detail = server.wait_run(run_id, Duration::from_secs(90)).await;
         assert_eq!(detail["run"]["status"], "succeeded", "{detail}");
@@ -256,9 +270,9 @@ async fn kill_9_mid_burst_on_postgresql_loses_no_acknowledged_event() {
 
 /// A PostgreSQL server of this test's own (so stopping it disturbs no other test), run by
 /// `tests/services/postgres.sh`.
-struct PrivatePostgres {
+pub(crate) struct PrivatePostgres {
     dir: PathBuf,
-    url: String,
+    pub url: String,
 }
 
 impl PrivatePostgres {
@@ -280,7 +294,7 @@ impl PrivatePostgres {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    fn start() -> PrivatePostgres {
+    pub(crate) fn start() -> PrivatePostgres {
         let dir = std::env::temp_dir().join(format!("switchyard-pg-{}", uuid_like()));
         let out = Self::run("start", &dir);
         let url = out
@@ -292,11 +306,11 @@ impl PrivatePostgres {
         PrivatePostgres { dir, url }
     }
 
-    fn stop(&self) {
+    pub(crate) fn stop(&self) {
         Self::run("stop", &self.dir);
     }
 
-    fn restart(&self) {
+    pub(crate) fn restart(&self) {
         Self::run("start", &self.dir);
     }
 }
@@ -310,7 +324,7 @@ impl Drop for PrivatePostgres {
     }
 }
 
-fn uuid_like() -> String {
+pub(crate) fn uuid_like() -> String {
     format!(
         "{}-{}",
         std::process::id(),
@@ -376,8 +390,12 @@ async fn postgresql_restart_mid_burst_answers_503_then_completes_every_202() {
     );
     assert!(
         during.iter().all(|a| a.status == 503),
-        "webhooks during the outage must get 503, got {:?}",
-        during.iter().map(|a| a.status).collect::<HashSet<_>>()
+        "webhooks during the outage must get 503, got {:?} {:?}",
+        during.iter().map(|a| a.status).collect::<HashSet<_>>(),
+        during
+            .iter()
+            .filter_map(|a| a.error.as_deref())
+            .collect::<Vec<_>>()
     );
     let after = answers
         .iter()

@@ -385,6 +385,8 @@ impl Received {
 struct SinkState {
     received: Arc<Mutex<Vec<Received>>>,
     plan: Arc<Mutex<VecDeque<Answer>>>,
+    /// How long each answer takes (a slow downstream API).
+    delay: Arc<Mutex<Duration>>,
 }
 
 /// A queued answer: status, extra headers, JSON body text.
@@ -436,6 +438,11 @@ impl Sink {
         ));
     }
 
+    /// Makes every answer take `delay` (the request is recorded when it arrives).
+    pub fn set_delay(&self, delay: Duration) {
+        *self.state.delay.lock().unwrap() = delay;
+    }
+
     /// Everything received so far.
     pub fn received(&self) -> Vec<Received> {
         self.state.received.lock().unwrap().clone()
@@ -473,6 +480,10 @@ async fn record(
         headers,
         body,
     });
+    let delay = *state.delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let (status, extra, body) = state.plan.lock().unwrap().pop_front().unwrap_or((
         200,
         Vec::new(),

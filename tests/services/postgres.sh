@@ -55,10 +55,16 @@ port_free() {
   ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# A free port below the kernel's ephemeral range, so that no outgoing connection (the tests
+# open many) takes it while the server is stopped for a restart.
 pick_port() {
-  local p
-  for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 40000))
+  local p low=32768 _high
+  if [ -r /proc/sys/net/ipv4/ip_local_port_range ]; then
+    read -r low _high </proc/sys/net/ipv4/ip_local_port_range
+  fi
+  [ "$low" -gt 11000 ] || low=11000
+  for _ in $(seq 1 100); do
+    p=$((10000 + RANDOM % (low - 10000)))
     if port_free "$p"; then
       printf '%s' "$p"
       return 0

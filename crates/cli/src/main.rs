@@ -35,6 +35,9 @@ pub struct Cli {
 enum Command {
     /// Run everything in one process: API, webhooks, scheduler, workers.
     Serve(commands::serve::ServeArgs),
+    /// Run agents only, taking jobs from RabbitMQ (--amqp-url) with the PostgreSQL store
+    /// (--database-url); start as many as you like.
+    Worker(commands::worker::WorkerArgs),
     /// Apply the store's migrations (PostgreSQL with --database-url, else the SQLite store
     /// in --data). `serve` also applies them on start.
     Migrate(commands::migrate::MigrateArgs),
@@ -145,6 +148,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let client = || client::Client::new(&cli.url, cli.token.as_deref());
     match cli.command {
         Command::Serve(args) => commands::serve::run(args).await,
+        Command::Worker(args) => commands::worker::run(args).await,
         Command::Migrate(args) => commands::migrate::run(args, cli.json).await,
         Command::Validate { paths, packs } => commands::validate::run(&paths, &packs, cli.json),
         Command::Test { paths, packs } => commands::test::run(&paths, &packs, cli.json).await,

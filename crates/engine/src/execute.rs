@@ -80,21 +80,29 @@ impl Engine {
 
     /// Hands a waiting job that the store has just woken (made due now) to the workers.
     pub(crate) async fn dispatch_woken(&self, job: JobId) -> Result<(), switchyard_store::Error> {
-        if let Some(p) = self.inner.store.job(job).await? {
-            self.inner.queue.push(JobMessage {
-                job_id: p.id,
-                run_id: p.run_id,
-                story: p.story.into(),
-                agent: p.agent.into(),
-                input_event_id: p.input_event_id,
-                attempts: p.attempts,
-                run_started_at: p.run_started_at,
-                lineage: None,
-                deferred: true,
-                resumed: true,
-            });
+        if let Some(message) = self.woken_message(job).await? {
+            self.dispatch(vec![message]).await;
         }
         Ok(())
+    }
+
+    /// The message that resumes a woken waiting job, if the job is still there.
+    async fn woken_message(
+        &self,
+        job: JobId,
+    ) -> Result<Option<JobMessage>, switchyard_store::Error> {
+        Ok(self.inner.store.job(job).await?.map(|p| JobMessage {
+            job_id: p.id,
+            run_id: p.run_id,
+            story: p.story.into(),
+            agent: p.agent.into(),
+            input_event_id: p.input_event_id,
+            attempts: p.attempts,
+            run_started_at: p.run_started_at,
+            lineage: None,
+            deferred: true,
+            resumed: true,
+        }))
     }
 
     /// Runs one job to its recorded end (or to its rescheduling).
@@ -102,7 +110,7 @@ impl Engine {
         let job_id = job.job_id;
         let deferred = job.deferred;
         let again = job.clone();
-        match self.try_execute(job).await {
+        match self.try_execute(job, None).await {
             Ok(()) => {}
             Err(
                 e @ (switchyard_store::Error::Unavailable(_) | switchyard_store::Error::Overloaded),
@@ -119,8 +127,15 @@ impl Engine {
         }
     }
 
-    async fn try_execute(&self, job: JobMessage) -> Result<(), switchyard_store::Error> {
-        if job.deferred {
+    /// Runs `job`'s agent and records the outcome; with `forced`, records that failure instead
+    /// of running the agent (a job dead-lettered by the broker, or one whose workers keep
+    /// dying).
+    pub(crate) async fn try_execute(
+        &self,
+        job: JobMessage,
+        forced: Option<AgentError>,
+    ) -> Result<(), switchyard_store::Error> {
+        if job.deferred && forced.is_none() {
             // A timer entry can outlive its job (finished meanwhile) or its due time (moved).
             match self.inner.store.job(job.job_id).await? {
                 None => return Ok(()),
@@ -141,10 +156,13 @@ impl Engine {
             .story(&job.story)
             .and_then(|s| s.by_name.get(&*job.agent).map(|&i| (Arc::clone(s), i)))
         else {
-            let message = format!(
-                "agent `{}` of story `{}` is no longer loaded",
-                job.agent, job.story
-            );
+            let message = match &forced {
+                Some(e) => format!("{} ({})", e.message, e.kind),
+                None => format!(
+                    "agent `{}` of story `{}` is no longer loaded",
+                    job.agent, job.story
+                ),
+            };
             return self
                 .finish(
                     &job,
@@ -190,9 +208,13 @@ impl Engine {
         let templates = self.job_context(&story, &job, &lineage, started_at);
 
         let clock = std::time::Instant::now();
-        let result = self
-            .run_agent(def, &templates, &lineage, &job, attempt)
-            .await;
+        let result = match forced {
+            Some(e) => Err(e),
+            None => {
+                self.run_agent(def, &templates, &lineage, &job, attempt)
+                    .await
+            }
+        };
         let outcome = match &result {
             Ok(Outcome::Emit(_)) => "succeeded",
             Ok(Outcome::Skip) => "skipped",
@@ -221,10 +243,12 @@ impl Engine {
                         resume: true,
                     })
                     .await?;
-                let mut next = job.clone();
-                next.deferred = true;
-                next.resumed = true;
-                self.inner.timer.schedule_committed(until, next);
+                if self.inner.scale.is_none() {
+                    let mut next = job.clone();
+                    next.deferred = true;
+                    next.resumed = true;
+                    self.inner.timer.schedule_committed(until, next);
+                }
                 Ok(())
             }
             Ok(Outcome::Skip) => {
@@ -285,11 +309,13 @@ impl Engine {
                             resume: false,
                         })
                         .await?;
-                    let mut next = job.clone();
-                    next.attempts = attempt;
-                    next.deferred = true;
-                    next.resumed = false;
-                    self.inner.timer.schedule_committed(due_at, next);
+                    if self.inner.scale.is_none() {
+                        let mut next = job.clone();
+                        next.attempts = attempt;
+                        next.deferred = true;
+                        next.resumed = false;
+                        self.inner.timer.schedule_committed(due_at, next);
+                    }
                     return Ok(());
                 }
                 tracing::warn!(story = %job.story, agent = %job.agent, run_id = %job.run_id, attempts = attempt, kind = e.kind, error = %e.message, "agent failed");
@@ -491,8 +517,11 @@ impl Engine {
         let Finished::Applied { run_ended, woke } = outcome else {
             return Ok(());
         };
+        let mut next = Vec::with_capacity(jobs.len() + 1);
         if let Some(parent) = woke {
-            self.dispatch_woken(parent).await?;
+            if let Some(message) = self.woken_message(parent).await? {
+                next.push(message);
+            }
         }
         if let Some(status) = run_ended {
             tracing::debug!(run_id = %job.run_id, story = %job.story, status = status.as_str(), "run ended");
@@ -510,7 +539,7 @@ impl Engine {
                 .iter()
                 .find(|(id, _)| *id == j.input_event_id)
                 .map(|(_, l)| Arc::clone(l));
-            self.inner.queue.push(JobMessage {
+            next.push(JobMessage {
                 job_id: j.id,
                 run_id: j.run_id,
                 story: j.story,
@@ -523,6 +552,7 @@ impl Engine {
                 resumed: false,
             });
         }
+        self.dispatch(next).await;
         Ok(())
     }
 }

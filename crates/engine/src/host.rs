@@ -165,7 +165,9 @@ impl Host for EngineHost<'_> {
             )
             .await
             .map_err(|e| match e {
-                IngestError::Overloaded(_) | IngestError::Store(_) => {
+                IngestError::Overloaded(_)
+                | IngestError::Store(_)
+                | IngestError::QueueUnavailable(_) => {
                     AgentError::transient("sub_story", e.to_string())
                 }
                 other => AgentError::permanent("sub_story", other.to_string()),

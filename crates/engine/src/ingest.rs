@@ -38,6 +38,9 @@ pub enum IngestError {
     /// The payload could not be serialized.
     #[error("payload is not valid JSON: {0}")]
     Payload(String),
+    /// The job queue (RabbitMQ) cannot be reached: try again later.
+    #[error("the job queue is unavailable: {0}")]
+    QueueUnavailable(String),
 }
 
 impl Engine {
@@ -75,9 +78,14 @@ impl Engine {
         if !self.is_enabled(&story.name) {
             return Err(IngestError::Disabled(story.name.to_string()));
         }
-        let depth = self.inner.queue.depth();
+        let depth = self.queued();
         if depth >= self.inner.config.max_queued {
             return Err(IngestError::Overloaded(depth));
+        }
+        // Scaled out: with RabbitMQ away, refuse rather than store work nobody can be told of
+        // (what is stored while it is up but not yet published, the sweeper publishes later).
+        if let Err(e) = self.queue_status() {
+            return Err(IngestError::QueueUnavailable(e));
         }
         let def = &story.agents[agent_index];
         let json: Arc<str> = serde_json::to_string(&payload)
@@ -141,8 +149,9 @@ impl Engine {
             }
             if !jobs.is_empty() {
                 let lineage = Lineage::child(None, event_id, agent, Arc::new(payload));
+                let mut next = Vec::with_capacity(jobs.len());
                 for job in jobs {
-                    engine.inner.queue.push(JobMessage {
+                    next.push(JobMessage {
                         job_id: job.id,
                         run_id,
                         story: job.story,
@@ -155,6 +164,7 @@ impl Engine {
                         resumed: false,
                     });
                 }
+                engine.dispatch(next).await;
             }
             Ok(Ingested {
                 event_id,
@@ -239,8 +249,9 @@ impl Engine {
         let run_id = event.run_id;
         tokio::spawn(async move {
             engine.inner.store.replay(run_id, jobs.clone()).await?;
+            let mut next = Vec::with_capacity(jobs.len());
             for j in jobs {
-                engine.inner.queue.push(JobMessage {
+                next.push(JobMessage {
                     job_id: j.id,
                     run_id: j.run_id,
                     story: j.story,
@@ -253,6 +264,7 @@ impl Engine {
                     resumed: false,
                 });
             }
+            engine.dispatch(next).await;
             Ok::<(), switchyard_store::Error>(())
         })
         .await

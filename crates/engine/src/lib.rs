@@ -23,6 +23,7 @@ mod lookup;
 mod master_key;
 mod parked;
 mod queue;
+mod scale;
 mod schedule;
 mod timer;
 mod watch;
@@ -41,6 +42,7 @@ pub use lineage::Lineage;
 use lookup::ResourceCache;
 pub use master_key::{load_master_key, KeySource, Keyring, LoadedKey, MasterKey};
 pub use queue::JobMessage;
+pub use scale::ScaleOutConfig;
 use switchyard_agents::Services;
 use switchyard_store::Store;
 use tokio_util::sync::CancellationToken;
@@ -102,6 +104,8 @@ struct Inner {
     credentials: Arc<CredentialCache>,
     disabled: ArcSwap<std::collections::HashSet<String>>,
     queue: queue::Queue,
+    /// The scaled-out mode (RabbitMQ between processes); `None` when embedded.
+    scale: Option<scale::ScaleOut>,
     parked: parked::Parked,
     timer: timer::Timer,
     cancel: CancellationToken,
@@ -114,7 +118,34 @@ impl Engine {
     pub async fn start(
         config: EngineConfig,
         store: Arc<dyn Store>,
+        services: Services,
+    ) -> Result<(Engine, ReloadReport), switchyard_store::Error> {
+        Engine::start_inner(config, store, services, None).await
+    }
+
+    /// Like [`Engine::start`], scaled out: jobs travel over RabbitMQ between this and other
+    /// processes sharing the store (which must coordinate: PostgreSQL). With
+    /// `config.run_workers` this process runs agents too; every process takes its turn at the
+    /// one-at-a-time duties (timer, scheduler, sweeper).
+    pub async fn start_scaled(
+        config: EngineConfig,
+        store: Arc<dyn Store>,
+        services: Services,
+        scale: ScaleOutConfig,
+    ) -> Result<(Engine, ReloadReport), switchyard_store::Error> {
+        if store.coordination().is_none() {
+            return Err(switchyard_store::Error::Unavailable(
+                "the RabbitMQ queue needs the PostgreSQL store (--database-url)".into(),
+            ));
+        }
+        Engine::start_inner(config, store, services, Some(scale)).await
+    }
+
+    async fn start_inner(
+        config: EngineConfig,
+        store: Arc<dyn Store>,
         mut services: Services,
+        scale: Option<ScaleOutConfig>,
     ) -> Result<(Engine, ReloadReport), switchyard_store::Error> {
         let resources = Arc::new(ResourceCache::default());
         resources.refresh(store.as_ref()).await?;
@@ -129,6 +160,13 @@ impl Engine {
         services.credential_hosts =
             Some(Arc::clone(&credentials) as Arc<dyn switchyard_agents::CredentialHosts>);
         let (queue, receiver) = queue::Queue::new();
+        let (scale, broker_receivers) = match scale {
+            Some(c) => {
+                let (s, r) = scale::ScaleOut::new(c);
+                (Some(s), Some(r))
+            }
+            None => (None, None),
+        };
         let engine = Engine {
             inner: Arc::new(Inner {
                 config: config.clone(),
@@ -140,6 +178,7 @@ impl Engine {
                 credentials,
                 disabled: ArcSwap::from_pointee(Default::default()),
                 queue,
+                scale,
                 parked: parked::Parked::default(),
                 timer: timer::Timer::default(),
                 cancel: CancellationToken::new(),
@@ -153,7 +192,9 @@ impl Engine {
             .inner
             .tasks
             .spawn(async move { e.run_housekeeping().await });
-        if config.run_workers {
+        if let Some(receivers) = broker_receivers {
+            engine.spawn_scaled(receivers);
+        } else if config.run_workers {
             engine.recover().await?;
             let e = engine.clone();
             engine
@@ -189,9 +230,48 @@ impl Engine {
         &self.inner.store
     }
 
-    /// Jobs waiting in memory for a worker.
+    /// Jobs waiting for a worker: in memory, or (scaled out) ready in RabbitMQ's queue at
+    /// the last look.
     pub fn queued(&self) -> usize {
-        self.inner.queue.depth()
+        match &self.inner.scale {
+            None => self.inner.queue.depth(),
+            Some(s) => s
+                .broker
+                .ready_messages()
+                .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+        }
+    }
+
+    /// Whether the job queue can take work: always when embedded; scaled out, whether
+    /// RabbitMQ is connected (else why not).
+    pub fn queue_status(&self) -> Result<(), String> {
+        match &self.inner.scale {
+            None => Ok(()),
+            Some(s) => s.broker.status(),
+        }
+    }
+
+    /// Whether jobs travel over RabbitMQ.
+    pub fn is_scaled_out(&self) -> bool {
+        self.inner.scale.is_some()
+    }
+
+    /// Whether this process does the one-at-a-time duties now (always when embedded).
+    pub fn is_coordinator(&self) -> bool {
+        self.inner.scale.as_ref().is_none_or(|s| s.is_coordinator())
+    }
+
+    /// Hands committed jobs to the workers: the in-process queue, or RabbitMQ (a job whose
+    /// publish fails stays in the store's outbox for the sweeper).
+    pub(crate) async fn dispatch(&self, jobs: Vec<JobMessage>) {
+        match &self.inner.scale {
+            None => {
+                for job in jobs {
+                    self.inner.queue.push(job);
+                }
+            }
+            Some(s) => s.publish(&jobs).await,
+        }
     }
 
     /// Whether a story takes events (operators can switch stories off).
@@ -230,14 +310,40 @@ impl Engine {
                 _ = tick.tick() => {}
             }
             ticks += 1;
-            if ticks.is_multiple_of(5) {
+            // Scaled out, other processes change settings, resources and credentials: every
+            // process re-reads them every 2 s (embedded, only story settings, every 5 s).
+            let scaled = self.inner.scale.is_some();
+            if ticks.is_multiple_of(if scaled { 2 } else { 5 }) {
                 if let Err(e) = self.refresh_disabled().await {
                     tracing::warn!(error = %e, "could not refresh story settings");
+                }
+                if scaled {
+                    if let Err(e) = self
+                        .inner
+                        .resources
+                        .refresh(self.inner.store.as_ref())
+                        .await
+                    {
+                        tracing::warn!(error = %e, "could not refresh resources");
+                    }
+                    // Credentials set on another process (a front end) reach this one.
+                    if let Err(e) = self
+                        .inner
+                        .credentials
+                        .refresh(self.inner.store.as_ref())
+                        .await
+                    {
+                        tracing::warn!(error = %e, "could not refresh credentials (after a key rotation, restart every process with the new master key)");
+                    }
                 }
             }
             let Some(retention) = self.inner.config.retention else {
                 continue;
             };
+            // Scaled out, one process prunes (the coordinator).
+            if !self.is_coordinator() {
+                continue;
+            }
             // Prune about four times per retention period, at most once a minute.
             let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
             if last_prune.is_some_and(|t| t.elapsed() < every) {
@@ -358,6 +464,9 @@ impl Engine {
             tracing::warn!(
                 "shutdown grace period over; unfinished jobs will run again at the next start"
             );
+        }
+        if let Some(s) = &self.inner.scale {
+            s.shutdown(self).await;
         }
     }
 

@@ -18,6 +18,9 @@ pub fn tick_key(agent: &str, tick: Timestamp) -> String {
     format!("schedule:{agent}:{}", tick.format("%Y-%m-%dT%H:%M:%S%.6fZ"))
 }
 
+/// Scaled out: a last tick this recent was fired by the previous coordinator.
+const HANDOVER_SECS: i64 = 30;
+
 fn parse_tick(key: &str) -> Option<Timestamp> {
     // `schedule:AGENT:TIME`; agent names hold no `:`.
     let (_agent, time) = key.strip_prefix("schedule:")?.split_once(':')?;
@@ -33,6 +36,16 @@ impl Engine {
         let cancel = self.inner.cancel.clone();
         let mut next: HashMap<(Arc<str>, Arc<str>), Timestamp> = HashMap::new();
         loop {
+            // Scaled out, only the coordinator fires ticks (the per-tick key makes a tick fire
+            // once even when two processes briefly both think they coordinate).
+            if !self.is_coordinator() {
+                next.clear();
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+                continue;
+            }
             let catalog = self.catalog();
             let now = switchyard_types::now();
             let mut wake = now + chrono::Duration::seconds(1);
@@ -88,7 +101,9 @@ impl Engine {
     }
 
     /// The first tick to consider for an agent seen for the first time: after the last tick
-    /// fired when it catches up, else the next one from now.
+    /// fired when it catches up, else the next one from now. Scaled out, a process that
+    /// takes over as coordinator also continues after the last tick when that tick is recent
+    /// (another coordinator fired it moments ago), so a handover skips no tick.
     async fn first_tick(
         &self,
         story: &Story,
@@ -96,7 +111,7 @@ impl Engine {
         schedule: &Schedule,
         now: Timestamp,
     ) -> Option<Timestamp> {
-        if schedule.catch_up() {
+        if schedule.catch_up() || self.is_scaled_out() {
             match self
                 .inner
                 .store
@@ -105,7 +120,10 @@ impl Engine {
             {
                 Ok(Some(key)) => {
                     if let Some(last) = parse_tick(&key) {
-                        return schedule.next_after(last);
+                        let recent = now - last < chrono::Duration::seconds(HANDOVER_SECS);
+                        if schedule.catch_up() || recent {
+                            return schedule.next_after(last);
+                        }
                     }
                 }
                 Ok(None) => {}

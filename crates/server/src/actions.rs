@@ -140,5 +140,11 @@ pub async fn run(
             e.to_string(),
         )),
         Err(ActionRunError::Ingest(IngestError::Store(e))) => Err(e.into()),
+        Err(ActionRunError::Ingest(IngestError::QueueUnavailable(e))) => {
+            tracing::warn!(error = %e, "refusing an action run: the job queue is unavailable");
+            Err(ApiError::unavailable(
+                "the job queue is unavailable; try again",
+            ))
+        }
     }
 }

@@ -28,19 +28,25 @@ pub async fn healthz() -> Json<Health> {
     })
 }
 
-/// `GET /readyz`: the store (and queue) answer.
+/// `GET /readyz`: the store and the job queue answer; each says `ok` or why not.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match state.engine.store().ping().await {
-        Ok(()) => {
-            Json(json!({"status": "ready", "store": "ok", "queued_jobs": state.engine.queued()}))
-                .into_response()
-        }
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "store": e.to_string()})),
-        )
-            .into_response(),
+    let store = state.engine.store().ping().await.map_err(|e| e.to_string());
+    let queue = state.engine.queue_status();
+    let mut body = json!({
+        "status": if store.is_ok() && queue.is_ok() { "ready" } else { "unavailable" },
+        "store": store.as_ref().err().map_or("ok", |e| e.as_str()),
+        "queue": queue.as_ref().err().map_or("ok", |e| e.as_str()),
+        "queued_jobs": state.engine.queued(),
+    });
+    if state.engine.is_scaled_out() {
+        body["coordinator"] = json!(state.engine.is_coordinator());
     }
+    let status = if store.is_ok() && queue.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
 }
 
 /// Unknown API path.
@@ -259,6 +265,12 @@ pub async fn trigger(
             e.to_string(),
         )),
         Err(IngestError::Store(e)) => Err(e.into()),
+        Err(IngestError::QueueUnavailable(e)) => {
+            tracing::warn!(error = %e, "refusing a trigger: the job queue is unavailable");
+            Err(ApiError::unavailable(
+                "the job queue is unavailable; try again",
+            ))
+        }
     }
 }
 

@@ -67,6 +67,15 @@ impl AppState {
     }
 }
 
+/// Only `/healthz`, `/readyz` and `/metrics`: what a `worker` serves (for health checks).
+pub fn health_app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .route("/metrics", get(api::metrics))
+        .with_state(state)
+}
+
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     let api = Router::new()

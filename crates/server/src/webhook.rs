@@ -202,6 +202,12 @@ pub async fn ingest_and_answer(
             ))
         }
         Err(IngestError::Store(e)) => return Err(e.into()),
+        Err(IngestError::QueueUnavailable(e)) => {
+            tracing::warn!(story = %story.name, error = %e, "refusing webhook: the job queue is unavailable");
+            return Err(ApiError::unavailable(
+                "the job queue is unavailable; try again shortly",
+            ));
+        }
     };
     let ids = json!({"event_id": ingested.event_id, "run_id": ingested.run_id});
     let (Some(response), Some(event)) = (&hook.response, response_payload) else {

@@ -283,6 +283,83 @@ pub struct RunCount {
     pub count: u64,
 }
 
+/// What taking a job for a worker found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The job is this worker's until its lease runs out (renew it while running).
+    Taken {
+        /// Tries made so far.
+        attempts: u32,
+        /// Whether the agent asked to be woken and this is the wake.
+        resumed: bool,
+        /// How often the job was taken back from a worker that died with it.
+        rescues: u32,
+    },
+    /// The job is finished (or gone): nothing to do.
+    Done,
+    /// The job waits for its time (a retry or a delay): it is published again when due.
+    NotDue {
+        /// Until it is due.
+        wait: std::time::Duration,
+    },
+    /// Another worker holds it: its lease runs this long still.
+    Held {
+        /// Until the lease runs out.
+        wait: std::time::Duration,
+    },
+}
+
+/// What the outbox sweeper looks for.
+#[derive(Clone, Copy, Debug)]
+pub struct Sweep {
+    /// Jobs due at least this long ago that were never published (the outbox).
+    pub unpublished_after: std::time::Duration,
+    /// Jobs whose lease ran out at least this long ago (their worker died): taken back.
+    pub expired_lease_after: std::time::Duration,
+    /// Jobs published at least this long ago and never taken (a message lost by the broker);
+    /// only when the broker's queue is known to be empty, so a backlog is not republished.
+    pub lost_after: Option<std::time::Duration>,
+    /// Most jobs per sweep.
+    pub limit: usize,
+}
+
+/// Several processes sharing one store: job leases, the outbox, named leases. The scaled-out
+/// mode needs it; only the PostgreSQL store has it (see [`Store::coordination`]).
+#[async_trait]
+pub trait Coordination: Send + Sync + 'static {
+    /// Takes a queued job (a deferred one only when due) for `owner` for `lease`, unless
+    /// another owner's lease holds it.
+    /// Taking a job from an owner whose lease ran out counts a rescue.
+    async fn claim(
+        &self,
+        job: JobId,
+        run: RunId,
+        owner: &str,
+        lease: std::time::Duration,
+    ) -> Result<Claim>;
+    /// Extends `owner`'s leases on `jobs` to `lease` from now.
+    async fn renew(&self, owner: &str, jobs: &[JobId], lease: std::time::Duration) -> Result<()>;
+    /// Gives a job back (its lease ends now) without counting a rescue.
+    async fn release(&self, owner: &str, job: JobId) -> Result<()>;
+    /// Records that messages for `jobs` were confirmed by the broker. Only jobs that run at
+    /// once are marked: a job rescheduled meanwhile (a retry, a delay) stays in the outbox.
+    async fn mark_published(&self, jobs: &[JobId]) -> Result<()>;
+    /// Records that messages for deferred jobs due at the given times were confirmed; a job
+    /// whose due time has moved since (rescheduled again) stays in the outbox.
+    async fn mark_due_published(&self, jobs: &[(JobId, Timestamp)]) -> Result<()>;
+    /// Forgets that `jobs` were published (their publish failed after a sweep marked them).
+    async fn unmark_published(&self, jobs: &[JobId]) -> Result<()>;
+    /// Deferred jobs (retries, delays, wakes) due by `until` that have no message yet.
+    async fn due_unpublished(&self, until: Timestamp, limit: usize) -> Result<Vec<QueuedJob>>;
+    /// Picks jobs to publish again (see [`Sweep`]), marks them published, takes back expired
+    /// leases (counting a rescue each); several sweepers never pick the same job.
+    async fn sweep(&self, sweep: Sweep) -> Result<Vec<QueuedJob>>;
+    /// Takes or renews the named lease for `owner` for `ttl`; whether `owner` holds it now.
+    async fn hold_lease(&self, name: &str, owner: &str, ttl: std::time::Duration) -> Result<bool>;
+    /// Gives up the named lease if `owner` holds it.
+    async fn drop_lease(&self, name: &str, owner: &str) -> Result<()>;
+}
+
 /// The embedded or scaled-out store.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -409,4 +486,8 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<()>;
     /// Group commit figures.
     fn commit_stats(&self) -> CommitStatsSnapshot;
+    /// Coordination of several processes, when this store can share them (PostgreSQL).
+    fn coordination(&self) -> Option<&dyn Coordination> {
+        None
+    }
 }

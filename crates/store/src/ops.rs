@@ -43,6 +43,12 @@ pub enum WriteOp {
         job: JobId,
     },
     DeleteResource(String),
+    /// Take a job for a worker (PostgreSQL only).
+    Claim {
+        job: JobId,
+        owner: Arc<str>,
+        lease_micros: i64,
+    },
     Security(SecurityOp),
 }
 
@@ -66,4 +72,5 @@ pub enum WriteReply {
     Imploded(ImplodeAdd),
     Flushed(Option<Vec<String>>),
     Pruned(Pruned),
+    Claimed(crate::Claim),
 }

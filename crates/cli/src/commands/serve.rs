@@ -34,10 +34,10 @@ pub struct ServeArgs {
     /// instead of SQLite. Migrations are applied on start.
     #[arg(long, env = "SWITCHYARD_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
-    /// RabbitMQ URL: use the scaled-out queue.
-    #[arg(long, env = "SWITCHYARD_AMQP_URL")]
-    amqp_url: Option<String>,
-    /// Serve the API and webhooks without running agents.
+    #[command(flatten)]
+    queue: super::scaled::QueueArgs,
+    /// Serve the API and webhooks without running agents (with --amqp-url: `worker`
+    /// processes run them).
     #[arg(long)]
     no_workers: bool,
     /// Let `command` agents run programs (refused otherwise). Commands run as the server's
@@ -94,8 +94,15 @@ pub fn init_logging(format: LogFormat) {
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format);
-    if args.amqp_url.is_some() {
-        bail!("the RabbitMQ queue is not available in this build yet; run without --amqp-url (with --database-url alone, jobs are queued in this process)");
+    // Before anything records a metric (the broker's connection gauge, for one).
+    let metrics = install_metrics();
+    if args.queue.amqp_url.is_some() && args.database_url.is_none() {
+        bail!("--amqp-url needs --database-url: scaled out, every process shares one PostgreSQL store (the embedded SQLite store belongs to one process)");
+    }
+    if args.no_workers && args.queue.amqp_url.is_none() {
+        tracing::warn!(
+            "--no-workers without --amqp-url: nothing will run the agents of this server's jobs"
+        );
     }
     if !args.stories.is_dir() {
         bail!(
@@ -104,13 +111,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let (store, store_name): (Arc<dyn Store>, String) = match &args.database_url {
-        Some(url) => {
-            let shown = redact_url(url);
-            let store = PgStore::connect(PgConfig::new(url))
-                .await
-                .with_context(|| format!("cannot open the PostgreSQL store at {shown}"))?;
-            (Arc::new(store), shown)
-        }
+        Some(url) => open_postgres(url).await?,
         None => {
             let mut store_config = SqliteConfig::new(&args.data);
             store_config.durability = match args.sqlite_sync {
@@ -155,9 +156,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         Some(args.retention.std())
     };
-    let (engine, report) = Engine::start(config, store, services)
-        .await
-        .context("cannot start the engine")?;
+    let (engine, report) = match &args.queue.amqp_url {
+        Some(url) => super::scaled::start_engine(&args.queue, url, config, store, services).await?,
+        None => Engine::start(config, store, services)
+            .await
+            .context("cannot start the engine")?,
+    };
     let stories = engine.catalog().stories().len();
     let actions = engine.catalog().packs().actions.len();
     let errors = report.diagnostics.iter().filter(|d| d.is_error()).count();
@@ -179,14 +183,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         "switchyard is serving: webhooks at http://{}/webhook/STORY/PATH",
         args.listen
     );
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .set_buckets(&[
-            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            30.0,
-        ])
-        .and_then(|b| b.install_recorder())
-        .map_err(|e| tracing::warn!(error = %e, "metrics are disabled"))
-        .ok();
     let state = AppState::new(engine.clone(), auth).with_metrics(metrics);
     let closing = state.shutdown.clone();
     super::serve_security::watch_tokens(
@@ -207,7 +203,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
+/// Opens (and migrates) the PostgreSQL store; with the URL to show (password hidden).
+pub async fn open_postgres(url: &str) -> anyhow::Result<(Arc<dyn Store>, String)> {
+    let shown = redact_url(url);
+    let store = PgStore::connect(PgConfig::new(url))
+        .await
+        .with_context(|| format!("cannot open the PostgreSQL store at {shown}"))?;
+    Ok((Arc::new(store), shown))
+}
+
+/// Installs the Prometheus recorder (`None`, with a warning, if it cannot be).
+pub fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            30.0,
+        ])
+        .and_then(|b| b.install_recorder())
+        .map_err(|e| tracing::warn!(error = %e, "metrics are disabled"))
+        .ok()
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -20,6 +20,13 @@ pub struct ServeSecurityArgs {
     /// DATA/master.key. SWITCHYARD_MASTER_KEY, when set, is used instead.
     #[arg(long, value_name = "FILE")]
     master_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    network: NetworkArgs,
+}
+
+/// Where `http_request` may go: the SSRF guard's flags (`serve` and `worker`).
+#[derive(Debug, Args)]
+pub struct NetworkArgs {
     /// Let `http_request` reach loopback, private and link-local addresses: turns the SSRF
     /// guard off. Meant for development.
     #[arg(long)]
@@ -34,7 +41,7 @@ pub struct ServeSecurityArgs {
     resolve: Vec<String>,
 }
 
-impl ServeSecurityArgs {
+impl NetworkArgs {
     /// The SSRF policy from the flags.
     pub fn network_policy(&self) -> anyhow::Result<NetworkPolicy> {
         let mut policy = if self.allow_private_networks {
@@ -59,6 +66,13 @@ impl ServeSecurityArgs {
         }
         Ok(policy)
     }
+}
+
+impl ServeSecurityArgs {
+    /// The SSRF policy from the flags.
+    pub fn network_policy(&self) -> anyhow::Result<NetworkPolicy> {
+        self.network.network_policy()
+    }
 
     /// Loads (or, while no credential exists, creates) the master key.
     pub async fn keyring(&self, store: &dyn Store, data: &Path) -> anyhow::Result<Keyring> {
@@ -66,37 +80,70 @@ impl ServeSecurityArgs {
             .master_key_file
             .clone()
             .unwrap_or_else(|| data.join("master.key"));
-        let env = std::env::var("SWITCHYARD_MASTER_KEY")
-            .ok()
-            .filter(|v| !v.trim().is_empty())
-            .map(SecretString::from);
-        let from_env = env.is_some();
-        let loaded = load_master_key(store, env, &file)
-            .await
-            .map_err(|e| anyhow!("cannot open the credential store: {e}"))?;
-        if loaded.generated {
-            tracing::warn!(
-                file = %file.display(),
-                key_id = loaded.keyring.current().id(),
-                "GENERATED A NEW MASTER KEY in {}: every credential will be encrypted with it. \
-                 Back it up and keep it secret (mode 0600); without it stored credentials cannot be \
-                 read. To manage the key yourself, set SWITCHYARD_MASTER_KEY instead.",
-                file.display()
-            );
-        } else {
-            tracing::info!(
-                source = if from_env {
-                    "SWITCHYARD_MASTER_KEY"
-                } else {
-                    "key file"
-                },
-                key_id = loaded.keyring.current().id(),
-                credentials = loaded.credentials,
-                "master key loaded"
-            );
-        }
-        Ok(loaded.keyring)
+        load_keyring(store, master_key_env(), &file).await
     }
+}
+
+/// `SWITCHYARD_MASTER_KEY`, when set and not blank.
+fn master_key_env() -> Option<SecretString> {
+    std::env::var("SWITCHYARD_MASTER_KEY")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(SecretString::from)
+}
+
+/// The master key of a `worker`: `SWITCHYARD_MASTER_KEY`, else `--master-key-file`. Unlike
+/// `serve`, a worker never creates a key: it must decrypt what the front ends encrypt, so it
+/// is given theirs.
+pub async fn worker_keyring(store: &dyn Store, file: Option<&Path>) -> anyhow::Result<Keyring> {
+    let env = master_key_env();
+    let file = match (&env, file) {
+        (Some(_), _) => file.map(Path::to_path_buf).unwrap_or_default(),
+        (None, Some(file)) if file.exists() => file.to_path_buf(),
+        (None, Some(file)) => bail!(
+            "the master key file {} does not exist: give the worker the front ends' key \
+             (the same file, or SWITCHYARD_MASTER_KEY)",
+            file.display()
+        ),
+        (None, None) => bail!(
+            "a worker needs the master key of the front ends to decrypt credentials: set \
+             SWITCHYARD_MASTER_KEY or --master-key-file FILE (a copy of their key file)"
+        ),
+    };
+    load_keyring(store, env, &file).await
+}
+
+async fn load_keyring(
+    store: &dyn Store,
+    env: Option<SecretString>,
+    file: &Path,
+) -> anyhow::Result<Keyring> {
+    let from_env = env.is_some();
+    let loaded = load_master_key(store, env, file)
+        .await
+        .map_err(|e| anyhow!("cannot open the credential store: {e}"))?;
+    if loaded.generated {
+        tracing::warn!(
+            file = %file.display(),
+            key_id = loaded.keyring.current().id(),
+            "GENERATED A NEW MASTER KEY in {}: every credential will be encrypted with it. \
+             Back it up and keep it secret (mode 0600); without it stored credentials cannot be \
+             read. To manage the key yourself, set SWITCHYARD_MASTER_KEY instead.",
+            file.display()
+        );
+    } else {
+        tracing::info!(
+            source = if from_env {
+                "SWITCHYARD_MASTER_KEY"
+            } else {
+                "key file"
+            },
+            key_id = loaded.keyring.current().id(),
+            credentials = loaded.credentials,
+            "master key loaded"
+        );
+    }
+    Ok(loaded.keyring)
 }
 
 /// Whether the API needs tokens: always, except on a loopback address while no token

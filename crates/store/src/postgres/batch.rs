@@ -14,7 +14,7 @@ use sqlx_postgres::{PgConnection, Postgres};
 use switchyard_types::{EventId, EventKind, JobId, RunId, RunStatus, Timestamp};
 use uuid::Uuid;
 
-use super::state;
+use super::{lease, state};
 use crate::ops::{WriteOp, WriteReply};
 use crate::{FinishJob, Finished, NewEvent, NewJob, Reschedule, StartRun, Started};
 
@@ -38,17 +38,29 @@ pub async fn apply(
     let mut starts = Vec::new();
     let mut finishes = Vec::new();
     let mut reschedules = Vec::new();
+    let mut claims = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         match op {
             WriteOp::Start(s) => starts.push((i, s)),
             WriteOp::Finish(f) => finishes.push((i, f)),
             WriteOp::Reschedule(r) => reschedules.push((i, r)),
+            WriteOp::Claim {
+                job,
+                owner,
+                lease_micros,
+            } => claims.push(lease::ClaimOp {
+                index: i,
+                job: *job,
+                owner,
+                lease_micros: *lease_micros,
+            }),
             other => replies[i] = Some(state::apply(conn, other).await?),
         }
     }
     start_runs(conn, &starts, &mut replies).await?;
     finish_jobs(conn, &finishes, &mut replies).await?;
     reschedule(conn, &reschedules, &mut replies).await?;
+    lease::claim_jobs(conn, &claims, &mut replies).await?;
     replies
         .into_iter()
         .map(|r| r.ok_or_else(|| BatchError::Op("a write was not applied".into())))
@@ -503,7 +515,8 @@ async fn reschedule(
                                        THEN LEAST(u.due_at, jobs.woken_at) ELSE u.due_at END,
                          deferred = true,
                          started_at = COALESCE(u.started_at, jobs.started_at), error = u.error,
-                         resumed = u.resumed
+                         resumed = u.resumed, published_at = NULL, lease_owner = NULL,
+                         lease_until = NULL
          FROM UNNEST($1::uuid[], $2::int4[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::bool[])
               AS u(id, attempts, due_at, started_at, error, resumed)
          WHERE jobs.id = u.id AND jobs.state = 'queued'",

@@ -8,6 +8,7 @@
 //! [`Error::Unavailable`]; the writers and the pool reconnect by themselves when it is back.
 
 mod batch;
+mod lease;
 mod rows;
 mod security;
 mod state;
@@ -52,6 +53,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "security",
         include_str!("../../../../migrations/postgres/0004_security.sql"),
+    ),
+    (
+        5,
+        "scale out",
+        include_str!("../../../../migrations/postgres/0005_scale_out.sql"),
     ),
 ];
 

@@ -137,9 +137,11 @@ pub async fn apply(conn: &mut PgConnection, op: &WriteOp) -> Result<WriteReply, 
             .await?;
             Ok(WriteReply::Pruned(out))
         }
-        WriteOp::Start(_) | WriteOp::Finish(_) | WriteOp::Reschedule(_) => Err(BatchError::Op(
-            "run starts, finishes and reschedules are applied in bulk".into(),
-        )),
+        WriteOp::Start(_) | WriteOp::Finish(_) | WriteOp::Reschedule(_) | WriteOp::Claim { .. } => {
+            Err(BatchError::Op(
+                "run starts, finishes, reschedules and claims are applied in bulk".into(),
+            ))
+        }
     }
 }
 

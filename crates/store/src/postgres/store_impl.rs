@@ -515,4 +515,8 @@ impl Store for PgStore {
     fn commit_stats(&self) -> CommitStatsSnapshot {
         self.stats.snapshot()
     }
+
+    fn coordination(&self) -> Option<&dyn crate::Coordination> {
+        Some(self)
+    }
 }

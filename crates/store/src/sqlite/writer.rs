@@ -158,6 +158,11 @@ fn apply(tx: &Connection, op: &WriteOp) -> rusqlite::Result<WriteReply> {
             Ok(WriteReply::Changed(n))
         }
         WriteOp::Security(op) => super::security::apply(tx, op),
+        // The embedded store has no coordination (`Store::coordination` is `None`), so no
+        // claim reaches it.
+        WriteOp::Claim { .. } => Err(rusqlite::Error::ToSqlConversionFailure(
+            "job claims need the PostgreSQL store".into(),
+        )),
     }
 }
 
