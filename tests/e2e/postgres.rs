@@ -17,7 +17,8 @@ use switchyard_store::postgres::testing::{server_url, TestDatabase};
 
 use crate::support::{stories_dir, Server, Sink};
 
-const STORY: &str = r#"
+/// Webhook → transform → http_request to the sink (shared with the scaled-out tests).
+pub(crate) const STORY: &str = r#"
 name: burst
 agents:
   - name: inbound

@@ -9,7 +9,7 @@ async fn a_job_no_worker_can_run_is_dead_lettered_fails_its_run_and_can_be_repla
         return;
     };
     // The front end has the story; the workers do not (a deploy that missed them).
-    let front_stories = stories_dir(&[("relay.yaml", STORY)]);
+    let front_stories = stories_dir(&[("burst.yaml", STORY)]);
     let worker_stories = stories_dir(&[]);
     let data = tempfile::tempdir().unwrap();
     let sink = Sink::start().await;
@@ -20,7 +20,7 @@ async fn a_job_no_worker_can_run_is_dead_lettered_fails_its_run_and_can_be_repla
         .two_workers(worker_stories.path(), data.path(), ["w1", "w2"])
         .await;
 
-    let (status, ids) = post(&front, "relay/inbound", &json!({"n": 5}), None).await;
+    let (status, ids) = post(&front, "burst/inbound", &json!({"n": 5}), None).await;
     assert_eq!(status, 202, "{ids}");
     let run_id = ids["run_id"].as_str().unwrap();
     let detail = front.wait_run(run_id, Duration::from_secs(90)).await;
@@ -34,7 +34,7 @@ async fn a_job_no_worker_can_run_is_dead_lettered_fails_its_run_and_can_be_repla
     assert!(failed.to_string().contains(run_id), "{failed}");
 
     // Deploy the story to the workers, replay the event: the run completes.
-    std::fs::write(worker_stories.path().join("relay.yaml"), STORY).unwrap();
+    std::fs::write(worker_stories.path().join("burst.yaml"), STORY).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !(w1.logs().contains("stories reloaded") && w2.logs().contains("stories reloaded")) {
         assert!(

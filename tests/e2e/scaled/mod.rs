@@ -20,7 +20,7 @@ use switchyard_broker::testing::unique_queue;
 use switchyard_store::postgres::testing::TestDatabase;
 
 use crate::postgres::{
-    acknowledged, assert_all_delivered, database, uuid_like, Answer, Burst, PrivatePostgres,
+    acknowledged, assert_all_delivered, database, uuid_like, Answer, Burst, PrivatePostgres, STORY,
 };
 use crate::support::{bin, free_port, stories_dir, Server, Sink};
 
@@ -28,27 +28,6 @@ mod failures;
 mod outages;
 mod processes;
 mod runs;
-
-const STORY: &str = r#"
-name: relay
-agents:
-  - name: inbound
-    type: webhook
-    auth: none
-    idempotency_header: X-Delivery
-  - name: shape
-    type: transform
-    from: inbound
-    mode: message
-    payload: {n: "{{ inbound.body.n }}", run: "{{ run.id }}", doubled: "{{ inbound.body.n * 2 }}"}
-  - name: deliver
-    type: http_request
-    from: shape
-    url: "{{ resource.sink_url }}/in"
-    method: POST
-    headers: {X-Run: "{{ run.id }}"}
-    body: "{{ shape }}"
-"#;
 
 /// The services of one test: a database of its own, a queue of its own on the broker.
 struct Services {

@@ -80,7 +80,7 @@ async fn rabbitmq_restart_mid_burst_answers_503_then_completes_every_202() {
         return;
     };
     let rabbit = PrivateRabbit::start();
-    let stories = stories_dir(&[("relay.yaml", STORY)]);
+    let stories = stories_dir(&[("burst.yaml", STORY)]);
     let data = tempfile::tempdir().unwrap();
     let sink = Sink::start().await;
     let front = svc
@@ -99,7 +99,7 @@ async fn rabbitmq_restart_mid_burst_answers_503_then_completes_every_202() {
     );
     worker.ready().await;
 
-    let burst = Burst::start(format!("{}/webhook/relay/inbound", front.url), 12);
+    let burst = Burst::start(format!("{}/webhook/burst/inbound", front.url), 12);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     rabbit.stop();
     // Once the front end has noticed, webhooks are refused and /readyz says why.
@@ -206,7 +206,7 @@ async fn postgresql_restart_mid_burst_pauses_workers_and_completes_every_202() {
         "--amqp-queue",
         queue.as_str(),
     ];
-    let stories = stories_dir(&[("relay.yaml", STORY)]);
+    let stories = stories_dir(&[("burst.yaml", STORY)]);
     let data = tempfile::tempdir().unwrap();
     let sink = Sink::start().await;
     let mut front_args = args.clone();
@@ -230,7 +230,7 @@ async fn postgresql_restart_mid_burst_pauses_workers_and_completes_every_202() {
     w1.ready().await;
     w2.ready().await;
 
-    let burst = Burst::start(format!("{}/webhook/relay/inbound", front.url), 12);
+    let burst = Burst::start(format!("{}/webhook/burst/inbound", front.url), 12);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     pg.stop();
     let body = wait_ready(&front.url, "the store down", |status, b| {

@@ -145,7 +145,7 @@ async fn a_story_and_a_credential_changed_on_the_front_end_reach_every_worker() 
         return;
     };
     // One stories directory shared by every process (as a shared volume would be).
-    let stories = stories_dir(&[("relay.yaml", STORY)]);
+    let stories = stories_dir(&[("burst.yaml", STORY)]);
     let data = tempfile::tempdir().unwrap();
     let sink = Sink::start().await;
     let front = svc

@@ -10,14 +10,14 @@ async fn a_story_runs_the_same_with_two_workers_as_embedded() {
     else {
         return;
     };
-    let stories = stories_dir(&[("relay.yaml", STORY)]);
+    let stories = stories_dir(&[("burst.yaml", STORY)]);
     let data = tempfile::tempdir().unwrap();
     let sink = Sink::start().await;
 
     // The embedded default, for comparison.
     let embedded = Server::start(stories.path(), &data.path().join("embedded")).await;
     embedded.cli(&["resource", "set", "sink_url", &sink.url]);
-    let (status, ids) = post(&embedded, "relay/inbound", &json!({"n": 21}), None).await;
+    let (status, ids) = post(&embedded, "burst/inbound", &json!({"n": 21}), None).await;
     assert_eq!(status, 202, "{ids}");
     let run = embedded
         .wait_run(ids["run_id"].as_str().unwrap(), Duration::from_secs(30))
@@ -42,7 +42,7 @@ async fn a_story_runs_the_same_with_two_workers_as_embedded() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut failed_early = 0;
     loop {
-        let (status, ids) = post(&front, "relay/inbound", &json!({"n": 0}), None).await;
+        let (status, ids) = post(&front, "burst/inbound", &json!({"n": 0}), None).await;
         assert_eq!(status, 202, "{ids}");
         let run = front
             .wait_run(ids["run_id"].as_str().unwrap(), Duration::from_secs(60))
@@ -68,7 +68,7 @@ async fn a_story_runs_the_same_with_two_workers_as_embedded() {
     assert_eq!(ready["status"], "ready", "{ready}");
     assert_eq!(ready["queue"], "ok", "{ready}");
 
-    let (status, ids) = post(&front, "relay/inbound", &json!({"n": 21}), None).await;
+    let (status, ids) = post(&front, "burst/inbound", &json!({"n": 21}), None).await;
     assert_eq!(status, 202, "{ids}");
     let run_id = ids["run_id"].as_str().unwrap();
     let run = front.wait_run(run_id, Duration::from_secs(60)).await;
@@ -85,7 +85,7 @@ async fn a_story_runs_the_same_with_two_workers_as_embedded() {
     // A burst: every run completes, and both workers take part.
     let mut runs = Vec::new();
     for n in 0..40 {
-        let (status, ids) = post(&front, "relay/inbound", &json!({"n": n}), None).await;
+        let (status, ids) = post(&front, "burst/inbound", &json!({"n": n}), None).await;
         assert_eq!(status, 202, "{ids}");
         runs.push(ids["run_id"].as_str().unwrap().to_string());
     }
@@ -102,13 +102,13 @@ async fn a_story_runs_the_same_with_two_workers_as_embedded() {
     assert_eq!(e1 + e2, 2.0 * runs_so_far, "each job ran once");
 
     // The same delivery twice with an idempotency key runs once.
-    let (_, first) = post(&front, "relay/inbound", &json!({"n": 1}), Some("d-1")).await;
-    let (_, again) = post(&front, "relay/inbound", &json!({"n": 1}), Some("d-1")).await;
+    let (_, first) = post(&front, "burst/inbound", &json!({"n": 1}), Some("d-1")).await;
+    let (_, again) = post(&front, "burst/inbound", &json!({"n": 1}), Some("d-1")).await;
     assert_eq!(first["run_id"], again["run_id"]);
     front
         .wait_run(first["run_id"].as_str().unwrap(), Duration::from_secs(60))
         .await;
-    let runs = front.cli_json(&["runs", "list", "--story", "relay", "--limit", "100"]);
+    let runs = front.cli_json(&["runs", "list", "--story", "burst", "--limit", "100"]);
     assert_eq!(
         runs["runs"].as_array().map(Vec::len),
         Some(43 + failed_early as usize),
@@ -125,7 +125,7 @@ async fn kill_9_of_a_worker_mid_work_hands_its_jobs_to_the_other_and_doubles_not
     let Some(svc) = Services::new("scaled::kill_9_of_a_worker_mid_work…").await else {
         return;
     };
-    let stories = stories_dir(&[("relay.yaml", STORY)]);
+    let stories = stories_dir(&[("burst.yaml", STORY)]);
     let data = tempfile::tempdir().unwrap();
     let sink = Sink::start().await;
     // A slow downstream API, so the killed worker holds requests in flight.
@@ -139,7 +139,7 @@ async fn kill_9_of_a_worker_mid_work_hands_its_jobs_to_the_other_and_doubles_not
 
     let mut runs = Vec::new();
     for n in 0..60 {
-        let (status, ids) = post(&front, "relay/inbound", &json!({"n": n}), None).await;
+        let (status, ids) = post(&front, "burst/inbound", &json!({"n": n}), None).await;
         assert_eq!(status, 202, "{ids}");
         runs.push(ids["run_id"].as_str().unwrap().to_string());
     }
