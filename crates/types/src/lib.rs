@@ -6,6 +6,7 @@
 mod duration;
 mod ids;
 mod model;
+pub mod testing;
 
 pub use duration::{Duration, DurationError};
 pub use ids::{EventId, JobId, RunId};

@@ -6,7 +6,6 @@
 //! `SWITCHYARD_REQUIRE_SERVICES=1` (the test command sets that), and otherwise pass after
 //! saying, visibly, that they did not run.
 
-use std::io::Write as _;
 use std::str::FromStr;
 
 use sqlx_core::connection::{ConnectOptions, Connection};
@@ -17,8 +16,7 @@ use super::ConnectError;
 
 /// The variable holding the URL of a PostgreSQL server tests may create databases on.
 pub const URL_VAR: &str = "SWITCHYARD_TEST_DATABASE_URL";
-/// Set to `1` to make tests that lack their services fail instead of passing unrun.
-pub const REQUIRE_VAR: &str = "SWITCHYARD_REQUIRE_SERVICES";
+pub use switchyard_types::testing::REQUIRE_VAR;
 
 /// The test server's URL, or `None` after telling the developer that `test` did not run.
 ///
@@ -26,23 +24,7 @@ pub const REQUIRE_VAR: &str = "SWITCHYARD_REQUIRE_SERVICES";
 /// When the URL is unset and `SWITCHYARD_REQUIRE_SERVICES=1`: a required test must not pass
 /// without running.
 pub fn server_url(test: &str) -> Option<String> {
-    match std::env::var(URL_VAR) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            let required = std::env::var(REQUIRE_VAR).is_ok_and(|v| v == "1");
-            assert!(
-                !required,
-                "{test} needs PostgreSQL: {URL_VAR} is unset but {REQUIRE_VAR}=1 \
-                 (run tests/run, which starts a private server, or set {URL_VAR})"
-            );
-            // Written to the real stderr (not the captured one) so it shows in `cargo test`.
-            let _ = writeln!(
-                std::io::stderr(),
-                "NOT RUN: {test} needs PostgreSQL; set {URL_VAR} (tests/run starts a private server)"
-            );
-            None
-        }
-    }
+    switchyard_types::testing::service_url(URL_VAR, "PostgreSQL", "a private server", test)
 }
 
 /// A database created for one test, dropped by [`TestDatabase::drop_database`] (or, as a
