@@ -237,6 +237,27 @@ def _scaled(results: dict, conns: list[int]) -> list[str]:
     return lines
 
 
+def _paced(results: dict) -> list[str]:
+    p = results.get("paced") or {}
+    if not p:
+        return []
+    nr = results.get("node_red") or {}
+    rows = []
+    for kind, name in (("paced", "switchyard"), ("paced-node-red", f"node-red {nr.get('version', '')}")):
+        a = p.get(kind)
+        if a:
+            rows.append([name, cell(a["sent_rate"], 0), cell(a["accepted"], 0), cell(a["sink_p50_ms"], 2), cell(a["sink_p90_ms"], 2),
+                         cell(a["sink_p99_ms"], 2), cell(a["answer_p50_ms"], 2), cell(a["answer_p99_ms"], 2),
+                         cell(a["cpu_ms_per_unit"], 3), cell(a["lost"], 0)])
+    first = next(iter(p.values()))
+    return ["", f"H) Webhook -> sink at a fixed rate: {first['rate']:g}/s, open loop, {first['requests']:,} requests",
+            table(["system", "sent/s", "accepted", "to sink p50 ms", "p90 ms", "p99 ms", "answer p50 ms", "answer p99 ms",
+                   "CPU ms/run", "lost"], rows),
+            "to sink = scheduled send -> the transformed event arrives at the sink (the sink sends and receives, "
+            "one clock); answer = scheduled send -> the webhook's answer; accepted = answered 202 (Switchyard) / 200 "
+            "(Node-RED) within the drain time; lost = accepted but never arrived."]
+
+
 def _notes(results: dict) -> list[str]:
     notes = []
     expected = 0
@@ -290,5 +311,6 @@ def report(results: dict) -> str:
     lines += _history(results.get("history"))
     lines += _cpu_share(s, m["cpus"])
     lines += _scaled(results, conns)
+    lines += _paced(results)
     lines += _notes(results)
     return "\n".join(lines)

@@ -4,11 +4,15 @@
 //! * `GET /count` answers `{"count": N, "idle_ms": M}`, where `idle_ms` is the time since
 //!   the last counted request (null before the first), so a client polling `/count` can
 //!   tell when the last completion arrived without depending on its polling interval;
-//! * `POST /reset` (exact path) sets the counter back to zero without counting itself.
+//! * `POST /reset` (exact path) sets the counter back to zero without counting itself;
+//! * `POST /drive` (exact path) sends open-loop load at a fixed rate to a URL and times each
+//!   request from its scheduled send to its arrival here (see [`drive`]).
 //!
 //! Usage: `switchyard-bench-sink [--listen 127.0.0.1:0] [--delay-ms N] [--threads N]`.
 //! With `--listen` port 0 it picks a free port; either way it prints
 //! `listening on ADDR` on stdout once it accepts connections.
+
+mod drive;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +24,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use axum::Json;
 use axum::Router;
 
 #[derive(Clone)]
@@ -29,6 +34,7 @@ struct Sink {
     last: Arc<AtomicU64>,
     start: Instant,
     delay: Option<Duration>,
+    arrivals: Arc<drive::Arrivals>,
 }
 
 impl Sink {
@@ -39,7 +45,8 @@ impl Sink {
 
 const OK_BODY: &str = "{}";
 
-async fn ingest(State(sink): State<Sink>, _body: Bytes) -> impl IntoResponse {
+async fn ingest(State(sink): State<Sink>, body: Bytes) -> impl IntoResponse {
+    sink.arrivals.note(&body);
     if let Some(d) = sink.delay {
         tokio::time::sleep(d).await;
     }
@@ -72,6 +79,36 @@ async fn reset(State(sink): State<Sink>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "application/json")],
         OK_BODY,
     )
+}
+
+async fn drive(
+    State(sink): State<Sink>,
+    Json(req): Json<drive::DriveRequest>,
+) -> impl IntoResponse {
+    match drive::drive(sink.arrivals.clone(), req).await {
+        Ok(figures) => (StatusCode::OK, Json(figures)),
+        Err(message) => (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({ "error": message })),
+        ),
+    }
+}
+
+/// The sink's routes.
+fn app(delay: Option<Duration>) -> Router {
+    let sink = Sink {
+        count: Arc::new(AtomicU64::new(0)),
+        last: Arc::new(AtomicU64::new(0)),
+        start: Instant::now(),
+        delay,
+        arrivals: Arc::default(),
+    };
+    Router::new()
+        .route("/count", get(count))
+        .route("/reset", post(reset))
+        .route("/drive", post(drive))
+        .fallback(post(ingest))
+        .with_state(sink)
 }
 
 struct Args {
@@ -121,19 +158,66 @@ fn main() -> std::io::Result<()> {
             .build()?
     };
     runtime.block_on(async move {
-        let sink = Sink {
-            count: Arc::new(AtomicU64::new(0)),
-            last: Arc::new(AtomicU64::new(0)),
-            start: Instant::now(),
-            delay: (args.delay_ms > 0).then(|| Duration::from_millis(args.delay_ms)),
-        };
-        let app = Router::new()
-            .route("/count", get(count))
-            .route("/reset", post(reset))
-            .fallback(post(ingest))
-            .with_state(sink);
+        let app = app((args.delay_ms > 0).then(|| Duration::from_millis(args.delay_ms)));
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
         println!("listening on {}", listener.local_addr()?);
         axum::serve(listener, app).await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Drives load at the sink itself (a system that passes bodies straight through): every
+    /// request is answered, arrives, and is timed.
+    #[tokio::test]
+    async fn a_drive_at_the_sink_itself_times_every_request() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app(None)).await });
+        let figures: serde_json::Value = reqwest::Client::new()
+            .post(format!("{base}/drive"))
+            .json(&serde_json::json!({
+                "url": format!("{base}/ingest"), "rate": 200, "seconds": 0.5,
+                "body": {"hello": "world"}, "drain_seconds": 10
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(figures["requests"], 100, "{figures}");
+        assert_eq!(figures["statuses"]["200"], 100, "{figures}");
+        assert_eq!(figures["arrived"], 100, "{figures}");
+        let p50 = figures["sink_ms"]["p50"].as_f64().unwrap();
+        assert!((0.0..1000.0).contains(&p50), "{figures}");
+        let count: serde_json::Value = reqwest::get(format!("{base}/count"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(count["count"], 100, "{count}");
+    }
+
+    #[tokio::test]
+    async fn a_bad_drive_request_gets_a_clear_error() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app(None)).await });
+        let resp = reqwest::Client::new()
+            .post(format!("{base}/drive"))
+            .json(&serde_json::json!({"url": base, "rate": 0, "seconds": 1, "body": {}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains("positive"),
+            "{body}"
+        );
+    }
 }
