@@ -73,6 +73,11 @@ def measure_delays(ctx: dict) -> dict:
         out["peak_rss_kib"] = proc_status_kib(srv.pid, "VmHWM")
         out["added_kib"] = out["rss_after_kib"] - out["rss_before_kib"]
         out["held_in_memory"] = srv.metrics().get("switchyard_deferred_jobs_held")
+        # A quiet moment later (what a server holds between bursts, not right after one).
+        time.sleep(ctx["idle_after_burst"])
+        out["idle_after_s"] = ctx["idle_after_burst"]
+        out["rss_idle_kib"] = proc_status_kib(srv.pid, "VmRSS")
+        out["added_idle_kib"] = out["rss_idle_kib"] - out["rss_before_kib"]
         out["store_bytes"] = dir_bytes(srv.data)
         srv.stop()
         # The same store in a fresh process: what the pending delays themselves cost, without

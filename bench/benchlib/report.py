@@ -145,6 +145,9 @@ def _memory(results: dict) -> list[str]:
                      f"{d['rss_before_kib'] / 1024:.1f} -> {d['rss_after_kib'] / 1024:.1f} MiB, "
                      f"added {d['added_kib'] / 1024:+.1f} MiB (peak during the load {d['peak_rss_kib'] / 1024:.1f} MiB); "
                      f"held in memory: {fmt_num(d.get('held_in_memory'))}")
+        if d.get("rss_idle_kib"):
+            lines.append(f"  {d['idle_after_s']:g} s later, idle with the delays pending: RSS "
+                         f"{d['rss_idle_kib'] / 1024:.1f} MiB, added {d['added_idle_kib'] / 1024:+.1f} MiB")
         if d.get("rss_restarted_kib"):
             lines.append(f"the same store in a fresh process (restarted in {d['restart_s']:.2f} s): RSS "
                          f"{d['rss_restarted_kib'] / 1024:.1f} MiB with the {d['pending']:,} delays pending")
