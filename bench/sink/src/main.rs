@@ -169,13 +169,19 @@ fn main() -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    /// A sink on a free loopback port; its base URL.
+    async fn start() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app(None)).await });
+        base
+    }
+
     /// Drives load at the sink itself (a system that passes bodies straight through): every
     /// request is answered, arrives, and is timed.
     #[tokio::test]
     async fn a_drive_at_the_sink_itself_times_every_request() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app(None)).await });
+        let base = start().await;
         let figures: serde_json::Value = reqwest::Client::new()
             .post(format!("{base}/drive"))
             .json(&serde_json::json!({
@@ -204,9 +210,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_bad_drive_request_gets_a_clear_error() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app(None)).await });
+        let base = start().await;
         let resp = reqwest::Client::new()
             .post(format!("{base}/drive"))
             .json(&serde_json::json!({"url": base, "rate": 0, "seconds": 1, "body": {}}))
