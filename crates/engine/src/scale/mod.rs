@@ -11,6 +11,10 @@
 //!                                                          then ack
 //! ```
 //!
+//! A worker runs the first child a job makes itself, right after acknowledging the job's
+//! message (a chain of agents stays in one worker, without messages); the other children
+//! are published. Messages carry their job's lineage when the publisher has it.
+//!
 //! Invariants: the store is the truth and the outbox — a job is committed before its message
 //! is published, and its message is acknowledged only after its outcome is committed, so a
 //! crash anywhere loses nothing and at worst runs a job twice (`finish_job` records it once).
