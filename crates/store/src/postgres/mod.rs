@@ -4,7 +4,8 @@
 //! state key) so that the writes of one run always meet in the same writer and writers do
 //! not contend for the same rows. Each writer commits whatever arrived while its previous
 //! commit was in flight as one transaction of multi-row statements (group commit, see
-//! [`writer`]). Reads use a pool. Losing the database makes every call fail fast with
+//! [`writer`]). Job claims go to one more writer of their own, which applies each batch as
+//! one statement without waiting for the WAL flush. Reads use a pool. Losing the database makes every call fail fast with
 //! [`Error::Unavailable`]; the writers and the pool reconnect by themselves when it is back.
 
 mod batch;
@@ -68,7 +69,8 @@ pub struct PgConfig {
     pub url: String,
     /// Largest event payload in bytes.
     pub max_event_bytes: usize,
-    /// Writer tasks (each with its own connection) committing batches side by side.
+    /// Writer tasks (each with its own connection) committing batches side by side (plus
+    /// one for job claims).
     pub writers: usize,
     /// Most writes gathered in one transaction.
     pub max_batch: usize,
