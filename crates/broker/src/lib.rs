@@ -32,7 +32,7 @@ use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
 use serde::{Deserialize, Serialize};
-use switchyard_types::{EventId, JobId, RunId, Timestamp};
+use switchyard_types::{EventId, JobId, Payload, RunId, Timestamp};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -99,8 +99,14 @@ pub enum Error {
     Url(String),
 }
 
-/// One job on the queue: what a worker needs to find and run it. Everything else (the input
-/// event, attempts, leases) is read from the store, which is the truth.
+/// Largest message body that carries a job's lineage: above it the lineage is left out and
+/// the worker reads it from the store.
+pub const MAX_LINEAGE_BYTES: usize = 256 * 1024;
+
+/// One job on the queue: what a worker needs to find and run it. Attempts and leases are
+/// read from the store, which is the truth; the input event and its ancestors travel with
+/// the job when the publisher had them in memory (they never change once stored), so the
+/// worker need not read them back.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobEnvelope {
     /// The job.
@@ -120,6 +126,35 @@ pub struct JobEnvelope {
     /// Whether this is the wake of an agent that asked for one (a delay's second phase).
     #[serde(default)]
     pub resumed: bool,
+    /// The input event and its ancestors, nearest first (the input event is the first);
+    /// empty when not carried (then the worker reads them from the store).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lineage: Vec<LineageLink>,
+}
+
+/// One stored event of a job's lineage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LineageLink {
+    /// The event.
+    pub event_id: EventId,
+    /// The agent that emitted it.
+    pub agent: Arc<str>,
+    /// Its payload.
+    pub payload: Payload,
+}
+
+/// A job's message body: with its lineage when the body stays under [`MAX_LINEAGE_BYTES`],
+/// else without.
+fn message_body(job: &JobEnvelope) -> Result<Vec<u8>, serde_json::Error> {
+    let body = serde_json::to_vec(job)?;
+    if body.len() <= MAX_LINEAGE_BYTES || job.lineage.is_empty() {
+        return Ok(body);
+    }
+    let lean = JobEnvelope {
+        lineage: Vec::new(),
+        ..job.clone()
+    };
+    serde_json::to_vec(&lean)
 }
 
 /// A message taken from a queue, to be acknowledged once its outcome is stored.
@@ -380,7 +415,7 @@ impl Broker {
         let queue = self.shared.config.queue.as_str();
         let mut confirms = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let body = serde_json::to_vec(job).map_err(|e| Error::NotConfirmed(e.to_string()))?;
+            let body = message_body(job).map_err(|e| Error::NotConfirmed(e.to_string()))?;
             let properties = BasicProperties::default()
                 .with_delivery_mode(2)
                 .with_content_type("application/json".into())
@@ -458,6 +493,7 @@ mod tests {
             attempts: 2,
             run_started_at: switchyard_types::now(),
             resumed: true,
+            lineage: Vec::new(),
         };
         let text = serde_json::to_vec(&e).unwrap();
         assert_eq!(serde_json::from_slice::<JobEnvelope>(&text).unwrap(), e);
@@ -465,6 +501,50 @@ mod tests {
         v.as_object_mut().unwrap().remove("resumed");
         let back: JobEnvelope = serde_json::from_value(v).unwrap();
         assert!(!back.resumed);
+        assert!(back.lineage.is_empty());
+    }
+
+    fn with_lineage(payload_bytes: usize) -> JobEnvelope {
+        let link = |agent: &str, text: String| LineageLink {
+            event_id: EventId::new(),
+            agent: agent.into(),
+            payload: Arc::new(serde_json::json!({ "text": text, "n": 1 })),
+        };
+        JobEnvelope {
+            job_id: JobId::new(),
+            run_id: RunId::new(),
+            story: "s".into(),
+            agent: "post".into(),
+            input_event_id: EventId::new(),
+            attempts: 0,
+            run_started_at: switchyard_types::now(),
+            resumed: false,
+            lineage: vec![
+                link("transform", "x".repeat(payload_bytes)),
+                link("webhook", "y".into()),
+            ],
+        }
+    }
+
+    #[test]
+    fn a_lineage_travels_with_its_job() {
+        let e = with_lineage(1000);
+        let body = message_body(&e).unwrap();
+        let back: JobEnvelope = serde_json::from_slice(&body).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(&*back.lineage[0].agent, "transform");
+        assert_eq!(back.lineage[1].payload["text"], "y");
+    }
+
+    #[test]
+    fn a_lineage_too_large_for_a_message_is_left_to_the_store() {
+        let e = with_lineage(MAX_LINEAGE_BYTES);
+        let body = message_body(&e).unwrap();
+        assert!(body.len() < 4096, "{} bytes", body.len());
+        let back: JobEnvelope = serde_json::from_slice(&body).unwrap();
+        assert!(back.lineage.is_empty());
+        assert_eq!(back.job_id, e.job_id);
+        assert_eq!(back.agent, "post");
     }
 
     #[test]

@@ -19,6 +19,7 @@ fn envelope(story: &str) -> JobEnvelope {
         attempts: 0,
         run_started_at: switchyard_types::now(),
         resumed: false,
+        lineage: Vec::new(),
     }
 }
 

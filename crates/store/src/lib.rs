@@ -343,6 +343,8 @@ pub trait Coordination: Send + Sync + 'static {
     async fn release(&self, owner: &str, job: JobId) -> Result<()>;
     /// Records that messages for `jobs` were confirmed by the broker. Only jobs that run at
     /// once are marked: a job rescheduled meanwhile (a retry, a delay) stays in the outbox.
+    /// A job whose row another write holds at that moment (a claim, which marks it too, a
+    /// finish, a sweep) may be left as it is rather than waited for.
     async fn mark_published(&self, jobs: &[JobId]) -> Result<()>;
     /// Records that messages for deferred jobs due at the given times were confirmed; a job
     /// whose due time has moved since (rescheduled again) stays in the outbox.

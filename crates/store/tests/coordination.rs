@@ -207,6 +207,112 @@ async fn the_sweeper_publishes_the_outbox_and_takes_back_expired_leases_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_arriving_together_are_answered_each_for_its_own_job() {
+    let Some((pg, db)) = store("coordination::claim_batch").await else {
+        return;
+    };
+    let c = pg.coordination().unwrap();
+    let mut jobs = Vec::new();
+    for _ in 0..6 {
+        let s = start("story", &["a"]);
+        jobs.push(s.jobs[0].clone());
+        pg.start_run(s).await.unwrap();
+    }
+    // Job 0 is held by another worker, job 1 is finished, job 2 is held by this worker
+    // already (a redelivery); 3, 4 and 5 are free, and 5 is asked for twice.
+    taken(
+        c.claim(jobs[0].id, jobs[0].run_id, "other", LEASE)
+            .await
+            .unwrap(),
+    );
+    taken(
+        c.claim(jobs[1].id, jobs[1].run_id, "other", LEASE)
+            .await
+            .unwrap(),
+    );
+    pg.finish_job(finish(&jobs[1], vec![], vec![]))
+        .await
+        .unwrap();
+    taken(
+        c.claim(jobs[2].id, jobs[2].run_id, "me", LEASE)
+            .await
+            .unwrap(),
+    );
+    let asks = [0, 1, 2, 3, 4, 5, 5];
+    let answers = futures::future::join_all(
+        asks.iter()
+            .map(|&i| c.claim(jobs[i].id, jobs[i].run_id, "me", LEASE)),
+    )
+    .await;
+    let answers: Vec<Claim> = answers.into_iter().map(|a| a.unwrap()).collect();
+    assert!(matches!(answers[0], Claim::Held { wait } if wait > Duration::from_secs(20)));
+    assert_eq!(answers[1], Claim::Done);
+    for a in &answers[2..5] {
+        assert_eq!(taken(*a), (0, false, 0));
+    }
+    // The same job twice: one claim takes it; the other finds it held (in the same batch)
+    // or takes it again (in a later one: the same owner).
+    let fives = &answers[5..];
+    assert!(
+        fives.iter().any(|a| matches!(a, Claim::Taken { .. }))
+            && fives
+                .iter()
+                .all(|a| matches!(a, Claim::Taken { rescues: 0, .. } | Claim::Held { .. })),
+        "{fives:?}"
+    );
+    // The other worker's job is still its own; this worker's jobs are held for it.
+    assert!(matches!(
+        c.claim(jobs[3].id, jobs[3].run_id, "other", LEASE)
+            .await
+            .unwrap(),
+        Claim::Held { .. }
+    ));
+    drop(pg);
+    db.drop_database().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marking_published_jobs_skips_rows_another_write_holds() {
+    use sqlx_core::connection::{ConnectOptions, Connection};
+    use sqlx_core::executor::Executor;
+
+    let Some((pg, db)) = store("coordination::mark_skips_locked").await else {
+        return;
+    };
+    let c = pg.coordination().unwrap();
+    let a = start("story", &["a"]);
+    let b = start("story", &["b"]);
+    let (ja, jb) = (a.jobs[0].clone(), b.jobs[0].clone());
+    pg.start_run(a).await.unwrap();
+    pg.start_run(b).await.unwrap();
+
+    // Another transaction holds job a's row (as a claim or a finish in flight would).
+    let options: sqlx_postgres::PgConnectOptions = db.url().parse().unwrap();
+    let mut other = options.connect().await.unwrap();
+    other.execute("BEGIN").await.unwrap();
+    other
+        .execute(&*format!(
+            "SELECT 1 FROM jobs WHERE id = '{}' FOR UPDATE",
+            ja.id
+        ))
+        .await
+        .unwrap();
+
+    // The mark does not wait for it: it marks b and leaves a in the outbox.
+    tokio::time::timeout(Duration::from_secs(5), c.mark_published(&[ja.id, jb.id]))
+        .await
+        .expect("the mark does not wait for a held row")
+        .unwrap();
+    other.execute("ROLLBACK").await.unwrap();
+    other.close().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let swept = c.sweep(sweep(None)).await.unwrap();
+    assert_eq!(swept.iter().map(|j| j.id).collect::<Vec<_>>(), [ja.id]);
+    drop(pg);
+    db.drop_database().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_named_lease_has_one_holder_until_it_runs_out() {
     let Some((pg, db)) = store("coordination::named_lease").await else {
         return;

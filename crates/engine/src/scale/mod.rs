@@ -11,6 +11,10 @@
 //!                                                          then ack
 //! ```
 //!
+//! A worker runs the first child a job makes itself, right after acknowledging the job's
+//! message (a chain of agents stays in one worker, without messages); the other children
+//! are published. Messages carry their job's lineage when the publisher has it.
+//!
 //! Invariants: the store is the truth and the outbox — a job is committed before its message
 //! is published, and its message is acknowledged only after its outcome is committed, so a
 //! crash anywhere loses nothing and at worst runs a job twice (`finish_job` records it once).
@@ -23,15 +27,30 @@
 mod coordinator;
 mod worker;
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use switchyard_broker::{Broker, JobEnvelope, Receivers};
+use std::sync::Arc;
+
+use switchyard_broker::{Broker, JobEnvelope, LineageLink, Receivers};
 use switchyard_types::JobId;
 
-use crate::{Engine, JobMessage};
+use crate::{Engine, JobMessage, Lineage};
+
+tokio::task_local! {
+    /// Set while a worker settles a job: the first job its outcome makes, kept to run in
+    /// the same worker next instead of being published (see [`ScaleOut::publish`]).
+    static RUN_NEXT_HERE: RefCell<Option<JobMessage>>;
+}
+
+/// Whether a job may run in the worker that made it, without a message: a fresh job that
+/// runs at once (retries, delays and wakes wait as rows and go through the timer).
+fn runs_here(j: &JobMessage) -> bool {
+    !j.deferred && !j.resumed && j.attempts == 0
+}
 
 /// Settings of the scaled-out mode.
 pub struct ScaleOutConfig {
@@ -68,8 +87,8 @@ pub(crate) struct ScaleOut {
     pub max_rescues: u32,
     /// Jobs this process holds a lease on (renewed together).
     held: Mutex<HashSet<JobId>>,
-    /// Jobs whose publish was confirmed, to be marked in the store.
-    published: Mutex<Vec<JobId>>,
+    /// Jobs whose publish was confirmed (and when), to be marked in the store.
+    published: Mutex<VecDeque<(Instant, JobId)>>,
     coordinator: AtomicBool,
 }
 
@@ -90,7 +109,7 @@ impl ScaleOut {
                 lease: c.lease.max(Duration::from_millis(300)),
                 max_rescues: c.max_rescues.max(1),
                 held: Mutex::new(HashSet::new()),
-                published: Mutex::new(Vec::new()),
+                published: Mutex::new(VecDeque::new()),
                 coordinator: AtomicBool::new(false),
             },
             c.receivers,
@@ -128,31 +147,67 @@ impl ScaleOut {
 
     /// Publishes committed jobs. A failure is logged: the jobs stay in the store's outbox and
     /// the sweeper publishes them later.
+    ///
+    /// In a worker settling a job, the first of them that runs at once is kept instead, and
+    /// run by that worker next (a chain of agents stays in one worker: no message, no
+    /// delivery, no acknowledgement for it). It is in the outbox like the others: should the
+    /// worker stop before claiming it, the sweeper publishes it; after, its lease runs out
+    /// and the sweeper takes it back.
     pub async fn publish(&self, jobs: &[JobMessage]) {
         if jobs.is_empty() {
             return;
         }
-        let envelopes: Vec<JobEnvelope> = jobs.iter().map(envelope).collect();
+        let kept = RUN_NEXT_HERE
+            .try_with(|slot| {
+                let mut slot = slot.borrow_mut();
+                if slot.is_some() {
+                    return None;
+                }
+                let i = jobs.iter().position(runs_here)?;
+                *slot = Some(jobs[i].clone());
+                Some(i)
+            })
+            .ok()
+            .flatten();
+        let jobs: Vec<&JobMessage> = jobs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != kept)
+            .map(|(_, j)| j)
+            .collect();
+        if jobs.is_empty() {
+            return;
+        }
+        let envelopes: Vec<JobEnvelope> = jobs.iter().map(|j| envelope(j)).collect();
         match self.broker.publish(&envelopes).await {
-            Ok(()) => self
-                .published
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend(jobs.iter().map(|j| j.job_id)),
+            Ok(()) => {
+                let now = Instant::now();
+                self.published
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(jobs.iter().map(|j| (now, j.job_id)));
+            }
             Err(e) => {
                 tracing::warn!(jobs = jobs.len(), error = %e, "could not publish jobs; they stay in the outbox and are published when RabbitMQ is back");
             }
         }
     }
 
-    fn take_published(&self) -> Vec<JobId> {
-        std::mem::take(&mut *self.published.lock().unwrap_or_else(|e| e.into_inner()))
+    /// Confirmed jobs to mark: those confirmed at least `age` ago.
+    fn take_published(&self, age: Duration) -> Vec<JobId> {
+        let mut published = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let ripe = published
+            .iter()
+            .position(|(at, _)| now.duration_since(*at) < age)
+            .unwrap_or(published.len());
+        published.drain(..ripe).map(|(_, id)| id).collect()
     }
 
     /// Leaves: publishes what is left to mark, gives up the coordinator lease, closes the
     /// connection (messages not acknowledged go back to the queue).
     pub async fn shutdown(&self, engine: &Engine) {
-        engine.flush_published().await;
+        engine.flush_published(Duration::ZERO).await;
         if self.is_coordinator() {
             if let Some(c) = engine.inner.store.coordination() {
                 let _ = c.drop_lease(coordinator::LEASE_NAME, &self.owner).await;
@@ -162,8 +217,18 @@ impl ScaleOut {
     }
 }
 
-/// The message for a job.
+/// The message for a job, with its lineage when it is in memory (so the worker need not
+/// read it back from the store).
 fn envelope(j: &JobMessage) -> JobEnvelope {
+    let lineage = j.lineage.as_ref().map_or_else(Vec::new, |l| {
+        l.iter()
+            .map(|link| LineageLink {
+                event_id: link.event_id,
+                agent: Arc::clone(&link.agent),
+                payload: Arc::clone(&link.payload),
+            })
+            .collect()
+    });
     JobEnvelope {
         job_id: j.job_id,
         run_id: j.run_id,
@@ -173,11 +238,31 @@ fn envelope(j: &JobMessage) -> JobEnvelope {
         attempts: j.attempts,
         run_started_at: j.run_started_at,
         resumed: j.resumed,
+        lineage,
     }
 }
 
-/// The job of a message (its lineage is read from the store).
-fn job_message(e: JobEnvelope) -> JobMessage {
+/// The lineage a message carries, when it carries its job's: links nearest first, the first
+/// being the job's input event.
+fn carried_lineage(e: &mut JobEnvelope) -> Option<Arc<Lineage>> {
+    if e.lineage.first().map(|l| l.event_id) != Some(e.input_event_id) {
+        return None;
+    }
+    let mut chain: Option<Arc<Lineage>> = None;
+    for link in std::mem::take(&mut e.lineage).into_iter().rev() {
+        chain = Some(Lineage::child(
+            chain,
+            link.event_id,
+            link.agent,
+            link.payload,
+        ));
+    }
+    chain
+}
+
+/// The job of a message (its lineage, when not carried, is read from the store).
+fn job_message(mut e: JobEnvelope) -> JobMessage {
+    let lineage = carried_lineage(&mut e);
     JobMessage {
         job_id: e.job_id,
         run_id: e.run_id,
@@ -186,7 +271,7 @@ fn job_message(e: JobEnvelope) -> JobMessage {
         input_event_id: e.input_event_id,
         attempts: e.attempts,
         run_started_at: e.run_started_at,
-        lineage: None,
+        lineage,
         deferred: false,
         resumed: e.resumed,
     }
@@ -210,6 +295,11 @@ fn queued_message(j: switchyard_store::QueuedJob) -> JobMessage {
 
 /// How often confirmed publishes are marked in the store.
 const MARK_EVERY: Duration = Duration::from_millis(250);
+/// How long after its confirm a job is marked. Most jobs are claimed by then, and a claim
+/// marks its job too: the mark then finds nothing to write (and no row to wait for). Well
+/// below the sweeper's `UNPUBLISHED_AFTER`, so a job still waiting in the queue is marked
+/// before the sweeper would publish it again.
+const MARK_AFTER: Duration = Duration::from_secs(1);
 
 impl Engine {
     /// Starts the scaled-out tasks: workers (when this process runs agents) with their lease
@@ -248,15 +338,16 @@ impl Engine {
                 _ = cancel.cancelled() => break,
                 _ = tokio::time::sleep(MARK_EVERY) => {}
             }
-            self.flush_published().await;
+            self.flush_published(MARK_AFTER).await;
         }
     }
 
-    async fn flush_published(&self) {
+    /// Marks the jobs confirmed at least `age` ago.
+    async fn flush_published(&self, age: Duration) {
         let (Some(s), Some(c)) = (self.scale(), self.inner.store.coordination()) else {
             return;
         };
-        let ids = s.take_published();
+        let ids = s.take_published(age);
         if ids.is_empty() {
             return;
         }
@@ -265,8 +356,70 @@ impl Engine {
             let mut pending = s.published.lock().unwrap_or_else(|e| e.into_inner());
             // Bounded: unmarked jobs are at worst published twice by the sweeper.
             if pending.len() < 100_000 {
-                pending.extend(ids);
+                let at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+                for id in ids.into_iter().rev() {
+                    pending.push_front((at, id));
+                }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_types::{EventId, RunId};
+
+    fn message(lineage: Option<Arc<Lineage>>, input: EventId) -> JobMessage {
+        JobMessage {
+            job_id: JobId::new(),
+            run_id: RunId::new(),
+            story: "s".into(),
+            agent: "post".into(),
+            input_event_id: input,
+            attempts: 0,
+            run_started_at: switchyard_types::now(),
+            lineage,
+            deferred: false,
+            resumed: false,
+        }
+    }
+
+    #[test]
+    fn a_job_carries_its_lineage_to_the_worker() {
+        let hook = Lineage::child(
+            None,
+            EventId::new(),
+            "webhook".into(),
+            Arc::new(serde_json::json!({"n": 1})),
+        );
+        let input = EventId::new();
+        let transform = Lineage::child(
+            Some(hook),
+            input,
+            "transform".into(),
+            Arc::new(serde_json::json!({"n": 2})),
+        );
+        let sent = message(Some(transform), input);
+        let body = serde_json::to_vec(&envelope(&sent)).unwrap();
+        let got = job_message(serde_json::from_slice(&body).unwrap());
+        let lineage = got.lineage.expect("carried");
+        let links: Vec<(&str, i64)> = lineage
+            .iter()
+            .map(|l| (&*l.agent, l.payload["n"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(links, [("transform", 2), ("webhook", 1)]);
+        assert_eq!(lineage.event_id, input);
+        assert_eq!(got.job_id, sent.job_id);
+    }
+
+    #[test]
+    fn a_job_without_its_lineage_reads_it_from_the_store() {
+        let got = job_message(envelope(&message(None, EventId::new())));
+        assert!(got.lineage.is_none());
+        // A lineage that is not the job's input event's is not trusted.
+        let other = Lineage::child(None, EventId::new(), "x".into(), Arc::new(1.into()));
+        let got = job_message(envelope(&message(Some(other), EventId::new())));
+        assert!(got.lineage.is_none());
     }
 }

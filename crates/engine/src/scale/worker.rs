@@ -2,6 +2,7 @@
 //! the outcome, then acknowledge. Also the dead-letter consumer, which records a failure for
 //! every job whose message the broker gave up on.
 
+use std::cell::RefCell;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use switchyard_store::Claim;
 use tokio::sync::{mpsc, Semaphore};
 use tracing::Instrument;
 
-use super::{job_message, ScaleOut};
+use super::{job_message, ScaleOut, RUN_NEXT_HERE};
 use crate::{Engine, JobMessage};
 
 /// Longest a message waits for another live worker's lease on its job before it is left to
@@ -80,19 +81,68 @@ impl Engine {
                 .catalog()
                 .story(&job.story)
                 .is_some_and(|st| st.by_name.contains_key(&*job.agent));
-            let settle = if known {
-                self.settle(s, job, None).await
+            let (settle, next) = if known {
+                self.settle_keeping_next(s, job).await
             } else {
                 // Another worker may have the story (a deploy in progress); if none has, the
                 // broker dead-letters the message after its delivery limit.
                 tracing::warn!("this worker has no such story or agent loaded; handing the job back (deploy the story to every worker)");
                 metrics::counter!("switchyard_jobs_handed_back_total").increment(1);
-                Settle::Requeue
+                (Settle::Requeue, None)
             };
             self.answer(&delivery, settle).await;
+            if let Some(next) = next {
+                self.run_here(s, next).await;
+            }
         }
         .instrument(span)
         .await;
+    }
+
+    /// Settles `job`; also returns the job its outcome made that this worker runs next.
+    async fn settle_keeping_next(
+        &self,
+        s: &ScaleOut,
+        job: JobMessage,
+    ) -> (Settle, Option<JobMessage>) {
+        RUN_NEXT_HERE
+            .scope(RefCell::new(None), async {
+                let settle = self.settle(s, job, None).await;
+                (settle, RUN_NEXT_HERE.with(|next| next.borrow_mut().take()))
+            })
+            .await
+    }
+
+    /// Runs a chain of jobs kept by this worker (each committed, none published), one after
+    /// the other, under the permit of the delivery that started it. A job it cannot settle
+    /// here is handed to the broker like any other.
+    async fn run_here(&self, s: &ScaleOut, mut job: JobMessage) {
+        loop {
+            let known = self
+                .catalog()
+                .story(&job.story)
+                .is_some_and(|st| st.by_name.contains_key(&*job.agent));
+            if !known {
+                s.publish(std::slice::from_ref(&job)).await;
+                return;
+            }
+            metrics::counter!("switchyard_jobs_run_in_place_total").increment(1);
+            let span = tracing::info_span!("job", story = %job.story, agent = %job.agent, run_id = %job.run_id, job = %job.job_id);
+            let (settle, next) = self
+                .settle_keeping_next(s, job.clone())
+                .instrument(span)
+                .await;
+            match settle {
+                Settle::Ack => {}
+                // Failed here (or shutting down): the broker's delivery limit and
+                // dead-lettering apply to it from now on.
+                Settle::Requeue | Settle::Leave => s.publish(std::slice::from_ref(&job)).await,
+            }
+            match next {
+                Some(n) => job = n,
+                None => return,
+            }
+        }
     }
 
     async fn answer(&self, delivery: &Delivery, settle: Settle) {

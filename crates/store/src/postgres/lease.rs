@@ -186,9 +186,14 @@ impl Coordination for PgStore {
         if jobs.is_empty() {
             return Ok(());
         }
+        // A row locked now is being claimed (which marks it), finished or swept: skipped,
+        // rather than waited for. At worst the sweeper publishes such a job once more.
         query::<Postgres>(
             "UPDATE jobs SET published_at = now()
-             WHERE id = ANY($1) AND state = 'queued' AND published_at IS NULL AND NOT deferred",
+             FROM (SELECT id FROM jobs
+                   WHERE id = ANY($1) AND state = 'queued' AND published_at IS NULL AND NOT deferred
+                   FOR UPDATE SKIP LOCKED) AS p
+             WHERE jobs.id = p.id",
         )
         .bind(jobs.iter().map(|j| j.0).collect::<Vec<_>>())
         .execute(&self.pool)

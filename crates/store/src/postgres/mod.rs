@@ -4,7 +4,8 @@
 //! state key) so that the writes of one run always meet in the same writer and writers do
 //! not contend for the same rows. Each writer commits whatever arrived while its previous
 //! commit was in flight as one transaction of multi-row statements (group commit, see
-//! [`writer`]). Reads use a pool. Losing the database makes every call fail fast with
+//! [`writer`]). Job claims go to one more writer of their own, which applies each batch as
+//! one statement without waiting for the WAL flush. Reads use a pool. Losing the database makes every call fail fast with
 //! [`Error::Unavailable`]; the writers and the pool reconnect by themselves when it is back.
 
 mod batch;
@@ -68,7 +69,8 @@ pub struct PgConfig {
     pub url: String,
     /// Largest event payload in bytes.
     pub max_event_bytes: usize,
-    /// Writer tasks (each with its own connection) committing batches side by side.
+    /// Writer tasks (each with its own connection) committing batches side by side (plus
+    /// one for job claims).
     pub writers: usize,
     /// Most writes gathered in one transaction.
     pub max_batch: usize,
@@ -191,6 +193,9 @@ async fn applied_versions(
 /// The PostgreSQL store.
 pub struct PgStore {
     writers: Vec<mpsc::Sender<WriteRequest>>,
+    /// The writer of job claims (see [`writer`]): one statement per batch, not waiting for
+    /// the WAL flush.
+    claimer: mpsc::Sender<WriteRequest>,
     pool: PgPool,
     stats: Arc<CommitStats>,
     max_event_bytes: usize,
@@ -223,8 +228,24 @@ impl PgStore {
             tokio::spawn(writer::run(Arc::clone(&writer_config), rx));
             writers.push(tx);
         }
+        // A claim is a lease, not a record anyone was promised: should the database crash
+        // before its WAL reaches the disk, the job is only published and run once more
+        // (at least once, as ever). So claims do not wait for the flush.
+        let claim_config = Arc::new(WriterConfig {
+            options: writer_config
+                .options
+                .clone()
+                .options([("synchronous_commit", "off")]),
+            max_batch: writer_config.max_batch,
+            connect_timeout: config.connect_timeout,
+            commit_timeout: config.commit_timeout,
+            stats: Arc::clone(&stats),
+        });
+        let (claimer, rx) = mpsc::channel(config.queue_capacity.max(1));
+        tokio::spawn(writer::run(claim_config, rx));
         Ok(PgStore {
             writers,
+            claimer,
             pool,
             stats,
             max_event_bytes: config.max_event_bytes,
@@ -238,8 +259,12 @@ impl PgStore {
     }
 
     async fn write(&self, route: u64, op: WriteOp) -> Result<WriteReply> {
+        let writer = match op {
+            WriteOp::Claim { .. } => &self.claimer,
+            _ => self.writer_for(route),
+        };
         let (reply, rx) = oneshot::channel();
-        self.writer_for(route)
+        writer
             .send(WriteRequest { op, reply })
             .await
             .map_err(|_| Error::Unavailable("the store writer has stopped".into()))?;
