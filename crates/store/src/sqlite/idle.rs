@@ -118,8 +118,7 @@ impl Watch {
                 return rx.blocking_recv().map_or(Next::Closed, Next::Msg);
             };
             // The timer must be created inside the runtime.
-            let waited =
-                rt.block_on(async { tokio::time::timeout_at(at.into(), rx.recv()).await });
+            let waited = rt.block_on(async { tokio::time::timeout_at(at.into(), rx.recv()).await });
             match waited {
                 Ok(Some(msg)) => return Next::Msg(msg),
                 Ok(None) => return Next::Closed,
@@ -244,7 +243,10 @@ mod tests {
         wait_releases(&store, 1).await;
         assert!(writes_done.elapsed() >= IDLE_AFTER / 2);
         let after = store.readers.activity.writer_cache_after();
-        assert!(after < 200_000, "writer page cache after release: {after} bytes");
+        assert!(
+            after < 200_000,
+            "writer page cache after release: {after} bytes"
+        );
 
         // Reads alone wake the watch again: the readers' caches are released too.
         assert_eq!(store.resources().await.expect("read").len(), 1000);
@@ -252,7 +254,11 @@ mod tests {
         let idle = store.readers.idle.lock().expect("pool");
         assert!(!idle.is_empty());
         for conn in idle.iter() {
-            assert!(cache_used(conn) < 200_000, "reader cache {}", cache_used(conn));
+            assert!(
+                cache_used(conn) < 200_000,
+                "reader cache {}",
+                cache_used(conn)
+            );
         }
     }
 }

@@ -26,11 +26,11 @@ use crate::{
     NewJob, Pruned, QueuedJob, Reschedule, Resource, Result, RunCount, RunQuery, StartRun, Started,
     StateScope, Store, StoredCredential,
 };
+use idle::{Activity, Msg};
 use rows::{
     event_from_row, job_from_row, micros, queued_from_row, run_from_row, EVENT_COLUMNS,
     JOB_COLUMNS, RUN_COLUMNS,
 };
-use idle::{Activity, Msg};
 use writer::WriteRequest;
 
 /// Migrations in order; `PRAGMA user_version` counts those applied.
