@@ -22,6 +22,9 @@ use super::writer::WriteRequest;
 pub(super) const IDLE_AFTER: Duration = Duration::from_millis(250);
 
 /// What the writer thread receives.
+// Unboxed like the bare `WriteRequest` the channel carried before: a box would cost an
+// allocation per write, and `Nudge` is rare.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Msg {
     /// A write to apply.
     Write(WriteRequest),
@@ -55,6 +58,7 @@ impl Activity {
     }
 
     /// Times the caches were released since the store opened.
+    #[cfg(test)]
     pub(super) fn releases(&self) -> u64 {
         self.releases.load(Ordering::Acquire)
     }
@@ -67,6 +71,7 @@ impl Activity {
 }
 
 /// What the writer thread should do next.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Next {
     /// Handle this message.
     Msg(Msg),
