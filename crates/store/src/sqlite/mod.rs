@@ -5,6 +5,7 @@
 //! so one bad write cannot spoil its batch. Reads use a small pool of read connections on
 //! blocking threads; WAL lets them run beside the writer.
 
+mod idle;
 mod rows;
 mod security;
 mod views;
@@ -25,6 +26,7 @@ use crate::{
     NewJob, Pruned, QueuedJob, Reschedule, Resource, Result, RunCount, RunQuery, StartRun, Started,
     StateScope, Store, StoredCredential,
 };
+use idle::{Activity, Msg};
 use rows::{
     event_from_row, job_from_row, micros, queued_from_row, run_from_row, EVENT_COLUMNS,
     JOB_COLUMNS, RUN_COLUMNS,
@@ -79,7 +81,7 @@ impl SqliteConfig {
 
 /// The SQLite store. Holds an exclusive lock on its data directory while open.
 pub struct SqliteStore {
-    writer: mpsc::Sender<WriteRequest>,
+    writer: mpsc::Sender<Msg>,
     readers: Arc<ReaderPool>,
     stats: Arc<CommitStats>,
     max_event_bytes: usize,
@@ -88,7 +90,11 @@ pub struct SqliteStore {
 
 struct ReaderPool {
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    /// Shared with the writer thread, which releases their page caches when the store is quiet.
+    idle: Arc<Mutex<Vec<Connection>>>,
+    activity: Arc<Activity>,
+    /// Wakes the writer thread to watch for quiet after reads.
+    nudge: mpsc::WeakSender<Msg>,
 }
 
 impl ReaderPool {
@@ -109,6 +115,7 @@ impl ReaderPool {
                         idle.push(conn);
                     }
                 }
+                pool.activity.read(&pool.nudge);
                 out
             })
             .await
@@ -169,16 +176,21 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel(config.queue_capacity);
         let writer_stats = Arc::clone(&stats);
         let max_batch = config.max_batch;
+        let activity = Arc::new(Activity::default());
+        let idle_readers = Arc::new(Mutex::new(Vec::new()));
+        let watch = idle::Watch::new(Arc::clone(&activity), Arc::clone(&idle_readers));
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer::run(conn, rx, writer_stats, max_batch))
+            .spawn(move || writer::run(conn, rx, writer_stats, max_batch, watch))
             .map_err(|e| OpenError::Io(path.clone(), e))?;
         Ok(SqliteStore {
-            writer: tx,
             readers: Arc::new(ReaderPool {
                 path,
-                idle: Mutex::new(Vec::new()),
+                idle: idle_readers,
+                activity,
+                nudge: tx.downgrade(),
             }),
+            writer: tx,
             stats,
             max_event_bytes: config.max_event_bytes,
             _lock: lock,
@@ -188,7 +200,7 @@ impl SqliteStore {
     async fn write(&self, op: WriteOp) -> Result<WriteReply> {
         let (reply, rx) = oneshot::channel();
         self.writer
-            .send(WriteRequest { op, reply })
+            .send(Msg::Write(WriteRequest { op, reply }))
             .await
             .map_err(|_| Error::Unavailable("the store writer has stopped".into()))?;
         rx.await

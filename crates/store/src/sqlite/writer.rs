@@ -12,6 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use switchyard_types::{EventId, JobId, JobState, RunId, RunStatus};
 use tokio::sync::{mpsc, oneshot};
 
+use super::idle::{Msg, Next, Watch};
 use super::rows::micros;
 use crate::ops::{WriteOp, WriteReply};
 use crate::{
@@ -26,16 +27,29 @@ pub struct WriteRequest {
 
 pub fn run(
     mut conn: Connection,
-    mut rx: mpsc::Receiver<WriteRequest>,
+    mut rx: mpsc::Receiver<Msg>,
     stats: Arc<CommitStats>,
     max_batch: usize,
+    mut watch: Watch,
 ) {
     let mut batch: Vec<WriteRequest> = Vec::with_capacity(max_batch);
-    while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
+    loop {
+        match watch.next(&mut rx) {
+            Next::Msg(Msg::Write(req)) => batch.push(req),
+            Next::Msg(Msg::Nudge) => {
+                watch.busy();
+                continue;
+            }
+            Next::Quiet => {
+                watch.release(&conn);
+                continue;
+            }
+            Next::Closed => break,
+        }
         while batch.len() < max_batch {
             match rx.try_recv() {
-                Ok(req) => batch.push(req),
+                Ok(Msg::Write(req)) => batch.push(req),
+                Ok(Msg::Nudge) => {}
                 Err(_) => break,
             }
         }
@@ -48,6 +62,7 @@ pub fn run(
         for (req, result) in batch.drain(..).zip(results) {
             let _ = req.reply.send(result);
         }
+        watch.busy();
     }
     tracing::debug!("store writer stopped");
 }
