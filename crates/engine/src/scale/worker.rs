@@ -77,11 +77,7 @@ impl Engine {
         };
         let span = tracing::info_span!("job", story = %job.story, agent = %job.agent, run_id = %job.run_id, job = %job.job_id);
         async {
-            let known = self
-                .catalog()
-                .story(&job.story)
-                .is_some_and(|st| st.by_name.contains_key(&*job.agent));
-            let (settle, next) = if known {
+            let (settle, next) = if self.has_agent(&job) {
                 self.settle_keeping_next(s, job).await
             } else {
                 // Another worker may have the story (a deploy in progress); if none has, the
@@ -97,6 +93,13 @@ impl Engine {
         }
         .instrument(span)
         .await;
+    }
+
+    /// Whether this worker has the story and agent of `job` loaded.
+    fn has_agent(&self, job: &JobMessage) -> bool {
+        self.catalog()
+            .story(&job.story)
+            .is_some_and(|st| st.by_name.contains_key(&*job.agent))
     }
 
     /// Settles `job`; also returns the job its outcome made that this worker runs next.
@@ -118,11 +121,7 @@ impl Engine {
     /// here is handed to the broker like any other.
     async fn run_here(&self, s: &ScaleOut, mut job: JobMessage) {
         loop {
-            let known = self
-                .catalog()
-                .story(&job.story)
-                .is_some_and(|st| st.by_name.contains_key(&*job.agent));
-            if !known {
+            if !self.has_agent(&job) {
                 s.publish(std::slice::from_ref(&job)).await;
                 return;
             }
