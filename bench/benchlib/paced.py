@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 
-from .common import BenchError, agg, proc_cpu_secs
+from .common import BenchError, agg, http, proc_cpu_secs
 from .load import start_target, wait_sink, warm_up
 from .setup import sink_count
 from .targets import Server
@@ -24,16 +22,12 @@ KINDS = {"paced": "switchyard", "paced-node-red": "node-red"}
 
 
 def drive(sink_url: str, url: str, rate: float, seconds: float, body: dict, drain: float) -> dict:
-    req = urllib.request.Request(
-        f"{sink_url}/drive", method="POST",
-        data=json.dumps({"url": url, "rate": rate, "seconds": seconds, "body": body,
-                         "drain_seconds": drain}).encode(),
-        headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=seconds + drain + 60) as r:
-            return json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        raise BenchError(f"the sink refused the drive ({e.code}): {e.read()[:300]!r}") from e
+    payload = json.dumps({"url": url, "rate": rate, "seconds": seconds, "body": body,
+                          "drain_seconds": drain}).encode()
+    status, answer = http("POST", f"{sink_url}/drive", payload, timeout=seconds + drain + 60)
+    if status != 200:
+        raise BenchError(f"the sink refused the drive ({status}): {answer[:300]!r}")
+    return json.loads(answer)
 
 
 def measure_paced(ctx: dict, kind: str, rep: int) -> dict:
