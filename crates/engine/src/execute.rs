@@ -34,18 +34,7 @@ impl Engine {
             after = Some((last.due_at, last.id));
             for j in page {
                 count += 1;
-                self.inner.queue.push(JobMessage {
-                    job_id: j.id,
-                    run_id: j.run_id,
-                    story: j.story.into(),
-                    agent: j.agent.into(),
-                    input_event_id: j.input_event_id,
-                    attempts: j.attempts,
-                    run_started_at: j.run_started_at,
-                    lineage: None,
-                    deferred: false,
-                    resumed: j.resumed,
-                });
+                self.inner.queue.push(j.into());
             }
         }
         if count > 0 {
@@ -164,17 +153,7 @@ impl Engine {
                 ),
             };
             return self
-                .finish(
-                    &job,
-                    None,
-                    JobState::Failed,
-                    attempt,
-                    started_at,
-                    Some(message.clone()),
-                    Vec::new(),
-                    Vec::new(),
-                    Some(message),
-                )
+                .fail_unrunnable(&job, attempt, started_at, message)
                 .await;
         };
         let def = &story.agents[index];
@@ -190,17 +169,7 @@ impl Engine {
                 None => {
                     let message = "the input event is no longer stored".to_string();
                     return self
-                        .finish(
-                            &job,
-                            None,
-                            JobState::Failed,
-                            attempt,
-                            started_at,
-                            Some(message.clone()),
-                            Vec::new(),
-                            Vec::new(),
-                            Some(message),
-                        )
+                        .fail_unrunnable(&job, attempt, started_at, message)
                         .await;
                 }
             },
@@ -463,6 +432,29 @@ impl Engine {
             ));
         }
         Ok((events, jobs))
+    }
+
+    /// Fails a job whose agent cannot run at all (its story or input is gone): no events,
+    /// no children, and the run is marked failed with the reason.
+    async fn fail_unrunnable(
+        &self,
+        job: &JobMessage,
+        attempt: u32,
+        started_at: Timestamp,
+        message: String,
+    ) -> Result<(), switchyard_store::Error> {
+        self.finish(
+            job,
+            None,
+            JobState::Failed,
+            attempt,
+            started_at,
+            Some(message.clone()),
+            Vec::new(),
+            Vec::new(),
+            Some(message),
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -34,6 +34,24 @@ pub struct JobMessage {
     pub resumed: bool,
 }
 
+impl From<switchyard_store::QueuedJob> for JobMessage {
+    /// A job read back from the store: its lineage is read again when it runs.
+    fn from(j: switchyard_store::QueuedJob) -> Self {
+        JobMessage {
+            job_id: j.id,
+            run_id: j.run_id,
+            story: j.story.into(),
+            agent: j.agent.into(),
+            input_event_id: j.input_event_id,
+            attempts: j.attempts,
+            run_started_at: j.run_started_at,
+            lineage: None,
+            deferred: false,
+            resumed: j.resumed,
+        }
+    }
+}
+
 /// Sender side; counts what is waiting.
 pub struct Queue {
     tx: mpsc::UnboundedSender<JobMessage>,

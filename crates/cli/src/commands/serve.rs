@@ -1,15 +1,16 @@
 //! `switchyard serve`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::{Args, ValueEnum};
+use switchyard_agents::ssrf::NetworkPolicy;
 use switchyard_agents::{Services, ServicesConfig};
-use switchyard_engine::{Engine, EngineConfig};
+use switchyard_engine::{Engine, EngineConfig, Keyring};
 use switchyard_server::AppState;
 use switchyard_store::postgres::{PgConfig, PgStore};
 use switchyard_store::sqlite::{Durability, SqliteConfig, SqliteStore};
@@ -129,22 +130,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         None => format!("--data {}", args.data.display()),
     };
     let auth = super::serve_security::api_auth(store.as_ref(), args.listen, &store_hint).await?;
-    let services = Services::new(ServicesConfig {
-        network: args.security.network_policy()?,
-        allow_commands: args.allow_commands,
-        ..ServicesConfig::default()
-    })
-    .context("cannot build the HTTP client")?;
-    if args.allow_commands {
-        tracing::warn!("command agents are allowed: stories can run programs as this user");
-    }
-    let mut config = EngineConfig::new(&args.stories);
-    config.keyring = Some(Arc::new(keyring));
-    if args.packs.is_dir() {
-        config.packs_dir = Some(args.packs.clone());
-    } else {
-        tracing::info!(packs = %args.packs.display(), "no packs directory: no actions are loaded");
-    }
+    let (services, mut config) = agent_setup(
+        &args.stories,
+        &args.packs,
+        keyring,
+        args.security.network_policy()?,
+        args.allow_commands,
+    )?;
     config.run_workers = !args.no_workers;
     config.concurrency = args.concurrency.max(1);
     config.max_queued = args.max_queued.max(1);
@@ -263,6 +255,34 @@ pub fn redact_url(url: &str) -> String {
         ),
         _ => url.to_string(),
     }
+}
+
+/// What `serve` and `worker` both need to run agents: the services agents use (one pooled
+/// HTTP client under the network policy) and an engine configuration for the stories and packs.
+pub(super) fn agent_setup(
+    stories: &Path,
+    packs: &Path,
+    keyring: Keyring,
+    network: NetworkPolicy,
+    allow_commands: bool,
+) -> anyhow::Result<(Services, EngineConfig)> {
+    let services = Services::new(ServicesConfig {
+        network,
+        allow_commands,
+        ..ServicesConfig::default()
+    })
+    .context("cannot build the HTTP client")?;
+    if allow_commands {
+        tracing::warn!("command agents are allowed: stories can run programs as this user");
+    }
+    let mut config = EngineConfig::new(stories);
+    config.keyring = Some(Arc::new(keyring));
+    if packs.is_dir() {
+        config.packs_dir = Some(packs.to_path_buf());
+    } else {
+        tracing::info!(packs = %packs.display(), "no packs directory: no actions are loaded");
+    }
+    Ok((services, config))
 }
 
 #[cfg(test)]

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::Args;
-use switchyard_agents::{Services, ServicesConfig};
-use switchyard_engine::EngineConfig;
 use switchyard_server::auth::Auth;
 use switchyard_server::AppState;
 
 use super::scaled::QueueArgs;
-use super::serve::{init_logging, install_metrics, open_postgres, shutdown_signal, LogFormat};
+use super::serve::{
+    agent_setup, init_logging, install_metrics, open_postgres, shutdown_signal, LogFormat,
+};
 
 /// Options of `worker`.
 #[derive(Debug, Args)]
@@ -73,22 +73,13 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let keyring =
         super::serve_security::worker_keyring(store.as_ref(), args.master_key_file.as_deref())
             .await?;
-    let services = Services::new(ServicesConfig {
-        network: args.network.network_policy()?,
-        allow_commands: args.allow_commands,
-        ..ServicesConfig::default()
-    })
-    .context("cannot build the HTTP client")?;
-    if args.allow_commands {
-        tracing::warn!("command agents are allowed: stories can run programs as this user");
-    }
-    let mut config = EngineConfig::new(&args.stories);
-    config.keyring = Some(Arc::new(keyring));
-    if args.packs.is_dir() {
-        config.packs_dir = Some(args.packs.clone());
-    } else {
-        tracing::info!(packs = %args.packs.display(), "no packs directory: no actions are loaded");
-    }
+    let (services, mut config) = agent_setup(
+        &args.stories,
+        &args.packs,
+        keyring,
+        args.network.network_policy()?,
+        args.allow_commands,
+    )?;
     config.run_workers = true;
     config.concurrency = args.concurrency.max(1);
     config.retention = (!args.retention.std().is_zero()).then(|| args.retention.std());

@@ -9,7 +9,7 @@ use std::time::Duration;
 use switchyard_broker::JobEnvelope;
 use switchyard_store::Sweep;
 
-use super::{envelope, queued_message};
+use super::envelope;
 use crate::Engine;
 
 /// The named lease of the coordinator.
@@ -99,10 +99,7 @@ impl Engine {
             return;
         }
         let ids: Vec<_> = jobs.iter().map(|j| j.id).collect();
-        let envelopes: Vec<JobEnvelope> = jobs
-            .into_iter()
-            .map(|j| envelope(&queued_message(j)))
-            .collect();
+        let envelopes: Vec<JobEnvelope> = jobs.into_iter().map(|j| envelope(&j.into())).collect();
         tracing::info!(
             jobs = ids.len(),
             "publishing jobs from the outbox (never published, or taken back from a worker that stopped)"
@@ -142,10 +139,8 @@ impl Engine {
                 continue;
             }
             let marks: Vec<_> = due.iter().map(|j| (j.id, j.due_at)).collect();
-            let envelopes: Vec<JobEnvelope> = due
-                .into_iter()
-                .map(|j| envelope(&queued_message(j)))
-                .collect();
+            let envelopes: Vec<JobEnvelope> =
+                due.into_iter().map(|j| envelope(&j.into())).collect();
             match s.broker.publish(&envelopes).await {
                 Ok(()) => {
                     if let Err(e) = c.mark_due_published(&marks).await {

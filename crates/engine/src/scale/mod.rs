@@ -277,22 +277,6 @@ fn job_message(mut e: JobEnvelope) -> JobMessage {
     }
 }
 
-/// A stored queued job as a message.
-fn queued_message(j: switchyard_store::QueuedJob) -> JobMessage {
-    JobMessage {
-        job_id: j.id,
-        run_id: j.run_id,
-        story: j.story.into(),
-        agent: j.agent.into(),
-        input_event_id: j.input_event_id,
-        attempts: j.attempts,
-        run_started_at: j.run_started_at,
-        lineage: None,
-        deferred: false,
-        resumed: j.resumed,
-    }
-}
-
 /// How often confirmed publishes are marked in the store.
 const MARK_EVERY: Duration = Duration::from_millis(250);
 /// How long after its confirm a job is marked. Most jobs are claimed by then, and a claim
