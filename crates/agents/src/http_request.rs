@@ -266,15 +266,9 @@ impl Agent for HttpRequest {
         }
         let body: Option<(Vec<u8>, &'static str)> = match &self.body {
             Body::None => None,
-            Body::Json(v) => match v.render(t)? {
-                Value::Null => None,
-                Value::String(s) => Some((s.into_bytes(), "text/plain; charset=utf-8")),
-                other => Some((
-                    serde_json::to_vec(&other)
-                        .map_err(|e| AgentError::permanent("template", e.to_string()))?,
-                    "application/json",
-                )),
-            },
+            // Serialized from the rendered value in place: `{{ shape }}` borrows the
+            // upstream payload rather than copying it first.
+            Body::Json(v) => v.render_with(t, json_body)??,
             Body::Form(fields) => {
                 let mut ser = url::form_urlencoded::Serializer::new(String::new());
                 for (k, v) in fields {
@@ -322,6 +316,20 @@ impl Agent for HttpRequest {
         };
         Ok(Outcome::Emit(vec![out]))
     }
+}
+
+/// The bytes and content type of a JSON `body`: none for null, a string raw, anything
+/// else as compact JSON.
+fn json_body(value: &Value) -> Result<Option<(Vec<u8>, &'static str)>, AgentError> {
+    Ok(match value {
+        Value::Null => None,
+        Value::String(s) => Some((s.as_bytes().to_vec(), "text/plain; charset=utf-8")),
+        other => Some((
+            serde_json::to_vec(other)
+                .map_err(|e| AgentError::permanent("template", e.to_string()))?,
+            "application/json",
+        )),
+    })
 }
 
 /// One answered request: what the event is made of.
@@ -561,6 +569,53 @@ fn parse_retry_after(v: &HeaderValue) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The body before `render_with`: render to a `Value` (a deep copy), then serialize.
+    fn old_body(
+        v: &TemplateValue,
+        t: &switchyard_template::Context,
+    ) -> Option<(Vec<u8>, &'static str)> {
+        match v.render(t).expect("renders") {
+            Value::Null => None,
+            Value::String(s) => Some((s.into_bytes(), "text/plain; charset=utf-8")),
+            other => Some((
+                serde_json::to_vec(&other).expect("json"),
+                "application/json",
+            )),
+        }
+    }
+
+    #[test]
+    fn json_bodies_are_byte_identical_to_rendering_a_copy_first() {
+        let payload = serde_json::json!({
+            "order": {"id": 7, "items": [{"sku": "a", "qty": 2}, {"sku": "b", "price": 1.25}]},
+            "note": "x\"y\u{e9}", "none": null, "zeta": true, "alpha": [],
+        });
+        let t = switchyard_template::ContextBuilder::new()
+            .agent("shape", std::sync::Arc::new(payload))
+            .build();
+        let mut c = switchyard_template::Compiler::new(switchyard_template::Limits::default());
+        let bodies: Vec<TemplateValue> = [
+            serde_json::json!("{{ shape }}"),
+            serde_json::json!("{{ shape.order }}"),
+            serde_json::json!("{{ shape.note }}"),
+            serde_json::json!("{{ shape.none }}"),
+            serde_json::json!("{{ shape | merge({\"at\": 1}) }}"),
+            serde_json::json!({"wrapped": "{{ shape }}"}),
+            serde_json::json!("text {{ shape.order.id }}"),
+        ]
+        .iter()
+        .map(|b| c.value(b).expect("compiles"))
+        .collect();
+        c.finish();
+        for v in &bodies {
+            let new = v
+                .render_with(&t, json_body)
+                .expect("renders")
+                .expect("body");
+            assert_eq!(new, old_body(v, &t));
+        }
+    }
 
     #[test]
     fn retry_after_in_seconds_and_dates() {
