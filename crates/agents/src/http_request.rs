@@ -301,18 +301,23 @@ impl Agent for HttpRequest {
                 })?
             }
         };
+        // The headers are needed again only to fetch further pages.
+        let (first_headers, more_headers) = match &self.paginate {
+            None => (headers, None),
+            Some(p) => (headers.clone(), Some((p, headers))),
+        };
         let first = self
             .send(
                 cx,
                 method,
                 url,
-                headers.clone(),
+                first_headers,
                 body.map(|(b, _)| bytes::Bytes::from(b)),
             )
             .await?;
-        let out = match &self.paginate {
+        let out = match more_headers {
             None => first.into_event(),
-            Some(p) => p.follow(self, cx, first, headers).await?,
+            Some((p, headers)) => p.follow(self, cx, first, headers).await?,
         };
         Ok(Outcome::Emit(vec![out]))
     }
