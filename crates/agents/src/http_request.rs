@@ -266,15 +266,9 @@ impl Agent for HttpRequest {
         }
         let body: Option<(Vec<u8>, &'static str)> = match &self.body {
             Body::None => None,
-            Body::Json(v) => match v.render(t)? {
-                Value::Null => None,
-                Value::String(s) => Some((s.into_bytes(), "text/plain; charset=utf-8")),
-                other => Some((
-                    serde_json::to_vec(&other)
-                        .map_err(|e| AgentError::permanent("template", e.to_string()))?,
-                    "application/json",
-                )),
-            },
+            // Serialized from the rendered value in place: `{{ shape }}` borrows the
+            // upstream payload rather than copying it first.
+            Body::Json(v) => v.render_with(t, json_body)??,
             Body::Form(fields) => {
                 let mut ser = url::form_urlencoded::Serializer::new(String::new());
                 for (k, v) in fields {
@@ -307,21 +301,40 @@ impl Agent for HttpRequest {
                 })?
             }
         };
+        // The headers are needed again only to fetch further pages.
+        let (first_headers, more_headers) = match &self.paginate {
+            None => (headers, None),
+            Some(p) => (headers.clone(), Some((p, headers))),
+        };
         let first = self
             .send(
                 cx,
                 method,
                 url,
-                headers.clone(),
+                first_headers,
                 body.map(|(b, _)| bytes::Bytes::from(b)),
             )
             .await?;
-        let out = match &self.paginate {
+        let out = match more_headers {
             None => first.into_event(),
-            Some(p) => p.follow(self, cx, first, headers).await?,
+            Some((p, headers)) => p.follow(self, cx, first, headers).await?,
         };
         Ok(Outcome::Emit(vec![out]))
     }
+}
+
+/// The bytes and content type of a JSON `body`: none for null, a string raw, anything
+/// else as compact JSON.
+fn json_body(value: &Value) -> Result<Option<(Vec<u8>, &'static str)>, AgentError> {
+    Ok(match value {
+        Value::Null => None,
+        Value::String(s) => Some((s.as_bytes().to_vec(), "text/plain; charset=utf-8")),
+        other => Some((
+            serde_json::to_vec(other)
+                .map_err(|e| AgentError::permanent("template", e.to_string()))?,
+            "application/json",
+        )),
+    })
 }
 
 /// One answered request: what the event is made of.
@@ -559,17 +572,4 @@ fn parse_retry_after(v: &HeaderValue) -> Option<Duration> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_in_seconds_and_dates() {
-        assert_eq!(
-            parse_retry_after(&HeaderValue::from_static("7")),
-            Some(Duration::from_secs(7))
-        );
-        let past = HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT");
-        assert_eq!(parse_retry_after(&past), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after(&HeaderValue::from_static("soon")), None);
-    }
-}
+mod tests;

@@ -147,13 +147,14 @@ async fn handle(
 
     let body = parse_body(&parts.headers, &raw)?;
     let idempotency_key = idempotency_key(hook, &parts.headers);
-    let mut payload = json!({
-        "method": parts.method.as_str(),
-        "path": path,
-        "headers": headers_json(&parts.headers),
-        "query": query_json(parts.uri.query()),
-        "body": body,
-    });
+    // Built by moving the parts in: `json!` would serialize a deep copy of the body.
+    let mut event = Map::with_capacity(5);
+    event.insert("method".into(), Value::String(parts.method.as_str().into()));
+    event.insert("path".into(), Value::String(path));
+    event.insert("headers".into(), headers_json(&parts.headers));
+    event.insert("query".into(), query_json(parts.uri.query()));
+    event.insert("body".into(), body);
+    let mut payload = Value::Object(event);
     switchyard_template::redact(&mut payload, &secrets);
     ingest_and_answer(
         &state,

@@ -7,6 +7,7 @@ pub struct CommitStats {
     writes: AtomicU64,
     max_batch: AtomicU64,
     commit_micros: AtomicU64,
+    retried_batches: AtomicU64,
 }
 
 /// A copy of the counters.
@@ -20,6 +21,9 @@ pub struct CommitStatsSnapshot {
     pub max_batch: u64,
     /// Total time spent committing, in microseconds.
     pub commit_micros: u64,
+    /// Batches in which a write failed, so that the batch was rolled back and redone
+    /// write by write (each in its own savepoint). Zero while every write succeeds.
+    pub retried_batches: u64,
 }
 
 impl CommitStats {
@@ -31,6 +35,11 @@ impl CommitStats {
         self.commit_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
+    /// Records a batch that had to be redone write by write.
+    pub fn record_retry(&self) {
+        self.retried_batches.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The counters now.
     pub fn snapshot(&self) -> CommitStatsSnapshot {
         CommitStatsSnapshot {
@@ -38,6 +47,7 @@ impl CommitStats {
             writes: self.writes.load(Ordering::Relaxed),
             max_batch: self.max_batch.load(Ordering::Relaxed),
             commit_micros: self.commit_micros.load(Ordering::Relaxed),
+            retried_batches: self.retried_batches.load(Ordering::Relaxed),
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::context::Context;
 use crate::error::{Error, ErrorKind};
 use crate::filters;
 use crate::jsonpath::PathCache;
-use crate::value::{json_to_string, value_to_json};
+use crate::value::{json_to_string, value_to_json, JsonNode};
 
 /// Bounds on the work and output of one render.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -342,6 +342,24 @@ impl Template {
         }
     }
 
+    /// Renders and calls `f` with the result. The same JSON as [`Template::render`], but
+    /// when the expression is a payload (or a part of one), `f` borrows it instead of a
+    /// deep copy: `{{ shape }}` serializes straight from the upstream event.
+    pub fn render_with<R>(&self, ctx: &Context, f: impl FnOnce(&Json) -> R) -> Result<R, Error> {
+        if let Kind::Expr { .. } = &self.kind {
+            let v = self.eval(ctx)?;
+            if let Some(node) = v.downcast_object_ref::<JsonNode>() {
+                return Ok(f(node.get()));
+            }
+            let json = value_to_json(&v).map_err(|e| self.located(e))?;
+            if let Json::String(s) = &json {
+                self.check_size(s.len())?;
+            }
+            return Ok(f(&json));
+        }
+        self.render(ctx).map(|json| f(&json))
+    }
+
     /// Renders to text: strings as-is; numbers and booleans plain; null as "";
     /// arrays and objects as compact JSON.
     pub fn render_string(&self, ctx: &Context) -> Result<String, Error> {
@@ -503,6 +521,17 @@ impl TemplateValue {
     /// Renders every template in the tree; literal parts are copied.
     pub fn render(&self, ctx: &Context) -> Result<Json, Error> {
         self.0.render(ctx)
+    }
+
+    /// Renders and calls `f` with the result, which it borrows (no copy) when the whole
+    /// value is a literal or a single expression naming a payload; see
+    /// [`Template::render_with`].
+    pub fn render_with<R>(&self, ctx: &Context, f: impl FnOnce(&Json) -> R) -> Result<R, Error> {
+        match &self.0 {
+            Node::Literal(v) => Ok(f(v)),
+            Node::Template(t) => t.render_with(ctx, f),
+            node => node.render(ctx).map(|json| f(&json)),
+        }
     }
 
     /// Whether the whole value has no template syntax.

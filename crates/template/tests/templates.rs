@@ -570,3 +570,50 @@ fn a_credential_read_by_an_agent_is_recorded_like_a_templates() {
     let bare = switchyard_template::ContextBuilder::new().build();
     assert_eq!(bare.credential("token"), None, "no credential store");
 }
+
+#[test]
+fn render_with_borrows_payloads_and_serializes_byte_identically_to_render() {
+    // Whole payloads, parts of them, built values, scalars, literals, text, trees.
+    let sources = [
+        json!("{{ shape }}"),
+        json!("{{ inbound.body }}"),
+        json!("{{ inbound.body.items[1] }}"),
+        json!("{{ inbound.body.tags }}"),
+        json!("{{ inbound.body.empty }}"),
+        json!("{{ inbound.body | merge({\"seen\": true}) }}"),
+        json!("{{ inbound.body.name }}"),
+        json!("{{ inbound.body.none }}"),
+        json!("{{ inbound.body.price }}"),
+        json!("Hello {{ inbound.body.name }}"),
+        json!("plain"),
+        json!({"a": [1, "b"], "c": null}),
+        json!({"who": "{{ inbound.body.name }}", "all": "{{ shape }}"}),
+        json!(42),
+        json!(null),
+    ];
+    let mut c = Compiler::new(Limits::default());
+    let values: Vec<TemplateValue> = sources
+        .iter()
+        .map(|s| c.value(s).expect("compiles"))
+        .collect();
+    c.finish();
+    let cx = ctx();
+    for (source, v) in sources.iter().zip(&values) {
+        let old = serde_json::to_vec(&v.render(&cx).expect("renders")).expect("json");
+        let new = v
+            .render_with(&cx, |json| serde_json::to_vec(json).expect("json"))
+            .expect("renders");
+        assert_eq!(
+            String::from_utf8_lossy(&new),
+            String::from_utf8_lossy(&old),
+            "{source}"
+        );
+    }
+    // Errors are the same too.
+    let mut c = Compiler::new(Limits::default());
+    let missing = c.value(&json!("{{ nowhere }}")).expect("compiles");
+    c.finish();
+    let old = missing.render(&cx).expect_err("undefined");
+    let new = missing.render_with(&cx, |_| ()).expect_err("undefined");
+    assert_eq!((old.kind, old.to_string()), (new.kind, new.to_string()));
+}

@@ -11,6 +11,8 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -85,8 +87,8 @@ pub(super) enum Next {
 pub(super) struct Watch {
     activity: Arc<Activity>,
     readers: Arc<Mutex<Vec<Connection>>>,
-    /// Runs the timeout of a wait; `None` if it could not be built (then nothing is released).
-    rt: Option<tokio::runtime::Runtime>,
+    /// Wakes the writer thread (parked in [`Watch::next`]) when a message arrives.
+    waker: Option<Waker>,
     /// When the store will count as quiet, unless something happens before.
     quiet_at: Option<Instant>,
     reads_seen: u64,
@@ -94,15 +96,10 @@ pub(super) struct Watch {
 
 impl Watch {
     pub(super) fn new(activity: Arc<Activity>, readers: Arc<Mutex<Vec<Connection>>>) -> Self {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .map_err(|e| tracing::warn!(error = %e, "store: no idle timer; caches stay resident"))
-            .ok();
         Watch {
             activity,
             readers,
-            rt,
+            waker: None,
             quiet_at: None,
             reads_seen: 0,
         }
@@ -110,24 +107,17 @@ impl Watch {
 
     /// Something happened (a batch was committed, a reader was used): watch for quiet.
     pub(super) fn busy(&mut self) {
-        if self.rt.is_some() {
-            self.activity.watching.store(true, Ordering::Release);
-            self.quiet_at = Some(Instant::now() + IDLE_AFTER);
-        }
+        self.activity.watching.store(true, Ordering::Release);
+        self.quiet_at = Some(Instant::now() + IDLE_AFTER);
     }
 
     /// The next message, or [`Next::Quiet`] once nothing has happened for [`IDLE_AFTER`].
     pub(super) fn next(&mut self, rx: &mut mpsc::Receiver<Msg>) -> Next {
         loop {
-            let (Some(rt), Some(at)) = (&self.rt, self.quiet_at) else {
-                return rx.blocking_recv().map_or(Next::Closed, Next::Msg);
-            };
-            // The timer must be created inside the runtime.
-            let waited = rt.block_on(async { tokio::time::timeout_at(at.into(), rx.recv()).await });
-            match waited {
-                Ok(Some(msg)) => return Next::Msg(msg),
-                Ok(None) => return Next::Closed,
-                Err(_) => {
+            match self.recv_until(rx, self.quiet_at) {
+                Some(Some(msg)) => return Next::Msg(msg),
+                Some(None) => return Next::Closed,
+                None => {
                     let reads = self.activity.reads.load(Ordering::Relaxed);
                     if reads != self.reads_seen {
                         // Readers were busy meanwhile: wait for them to stop too.
@@ -136,6 +126,36 @@ impl Watch {
                         continue;
                     }
                     return Next::Quiet;
+                }
+            }
+        }
+    }
+
+    /// The next message (`Some(None)` once every sender is gone), or `None` at `deadline`.
+    /// The thread parks in between; a sender wakes it through the channel's waker (no
+    /// runtime, no timer thread).
+    fn recv_until(
+        &mut self,
+        rx: &mut mpsc::Receiver<Msg>,
+        deadline: Option<Instant>,
+    ) -> Option<Option<Msg>> {
+        let waker = self
+            .waker
+            .get_or_insert_with(|| Waker::from(Arc::new(Unpark(std::thread::current()))))
+            .clone();
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(msg) = rx.poll_recv(&mut cx) {
+                return Some(msg);
+            }
+            match deadline {
+                None => std::thread::park(),
+                Some(at) => {
+                    let now = Instant::now();
+                    if now >= at {
+                        return None;
+                    }
+                    std::thread::park_timeout(at - now);
                 }
             }
         }
@@ -164,6 +184,19 @@ impl Watch {
             .store(cache_used(writer), Ordering::Release);
         self.activity.releases.fetch_add(1, Ordering::AcqRel);
         metrics::counter!("switchyard_store_idle_releases_total").increment(1);
+    }
+}
+
+/// Wakes a parked thread.
+struct Unpark(Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
     }
 }
 
