@@ -48,6 +48,10 @@ use switchyard_store::Store;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// Rows (runs, events, jobs, expired keys and marks) one retention pruning write deletes at
+/// most: the writer is held for the whole write, so this bounds what ingest waits behind it.
+pub const PRUNE_BATCH_ROWS: usize = 256;
+
 /// Engine settings.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -356,21 +360,41 @@ impl Engine {
         }
     }
 
-    /// Prunes in batches of 500 runs, yielding between batches so ingest is not stalled.
+    /// Prunes in short batches of at most [`PRUNE_BATCH_ROWS`] rows, each one write of the
+    /// single writer, pausing after each for twice as long as it took: pruning gets at most
+    /// about a third of the writer, and ingest waits behind at most one short batch.
     async fn prune_until(&self, cutoff: switchyard_types::Timestamp, cancel: &CancellationToken) {
-        const BATCH: usize = 500;
         let mut total = switchyard_store::Pruned::default();
+        let mut batches = 0u64;
+        let mut longest = Duration::ZERO;
         loop {
-            match self.inner.store.prune(cutoff, BATCH).await {
+            let started = tokio::time::Instant::now();
+            let result = self.inner.store.prune(cutoff, PRUNE_BATCH_ROWS).await;
+            let took = started.elapsed();
+            metrics::histogram!("switchyard_prune_batch_seconds").record(took.as_secs_f64());
+            match result {
                 Ok(p) => {
+                    batches += 1;
+                    longest = longest.max(took);
                     total.runs += p.runs;
                     total.events += p.events;
                     total.jobs += p.jobs;
+                    total.expired += p.expired;
                     metrics::counter!("switchyard_pruned_runs_total").increment(p.runs as u64);
-                    if p.runs < BATCH || cancel.is_cancelled() {
+                    tracing::debug!(
+                        runs = p.runs,
+                        rows = p.rows(),
+                        took_ms = took.as_secs_f64() * 1e3,
+                        "pruned one batch"
+                    );
+                    if !p.more || cancel.is_cancelled() {
                         break;
                     }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let pause = (took * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "retention pruning failed; will retry");
@@ -378,11 +402,14 @@ impl Engine {
                 }
             }
         }
-        if total.runs > 0 {
+        if total.rows() > 0 {
             tracing::info!(
                 runs = total.runs,
                 events = total.events,
                 jobs = total.jobs,
+                expired = total.expired,
+                batches,
+                longest_batch_ms = longest.as_secs_f64() * 1e3,
                 "pruned history older than the retention period"
             );
         }

@@ -221,7 +221,7 @@ pub struct Resource {
     pub updated_at: Timestamp,
 }
 
-/// What one pruning pass deleted.
+/// What one pruning batch deleted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Pruned {
     /// Runs.
@@ -230,6 +230,17 @@ pub struct Pruned {
     pub events: usize,
     /// Jobs.
     pub jobs: usize,
+    /// Expired webhook idempotency keys, agent marks and consumed implode items.
+    pub expired: usize,
+    /// The batch used up its row budget: more may be left before the cutoff.
+    pub more: bool,
+}
+
+impl Pruned {
+    /// Rows deleted in all.
+    pub fn rows(&self) -> usize {
+        self.runs + self.events + self.jobs + self.expired
+    }
 }
 
 /// Whose state: a story's agent.
@@ -454,10 +465,14 @@ pub trait Store: Send + Sync + 'static {
     async fn set_story_enabled(&self, story: &str, enabled: bool) -> Result<()>;
     /// The stories switched off.
     async fn disabled_stories(&self) -> Result<Vec<String>>;
-    /// Deletes up to `max_runs` finished runs that ended before `before`, with their events
-    /// and jobs, plus expired webhook idempotency keys and agent state. Running runs (and so
-    /// pending delays and retries) are never touched.
-    async fn prune(&self, before: Timestamp, max_runs: usize) -> Result<Pruned>;
+    /// Deletes about `max_rows` rows (at most `max_rows`, except at least one run's worth when
+    /// one run alone is larger) of history older than `before`, as one short write: finished
+    /// runs that ended before `before`, oldest first, each with its events and jobs; a run
+    /// with more than `max_rows` events and jobs loses them in chunks over several batches
+    /// and is deleted with the last one. Once no such run is left, the same batch deletes
+    /// expired webhook idempotency keys and agent state. `more` says whether the budget was
+    /// used up (call again). Running runs (and so pending delays and retries) are never touched.
+    async fn prune(&self, before: Timestamp, max_rows: usize) -> Result<Pruned>;
 
     /// Sets a shared value for templates.
     async fn set_resource(&self, name: &str, value: &str) -> Result<()>;

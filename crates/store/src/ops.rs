@@ -19,7 +19,7 @@ pub enum WriteOp {
     SetStoryEnabled(String, bool, i64),
     Prune {
         before: i64,
-        max_runs: usize,
+        max_rows: usize,
     },
     Admit {
         scope: StateScope,

@@ -108,6 +108,7 @@ conformance!(
     cases::too_large_payloads_are_refused,
     cases::one_bad_write_does_not_spoil_its_batch,
     cases::group_commit_batches_concurrent_writes,
+    cases::prune_removes_old_history_in_bounded_batches,
     state_cases::admit_deduplicate_window,
     state_cases::admit_throttle_limit,
     state_cases::concurrent_admissions_of_one_key_let_one_through,

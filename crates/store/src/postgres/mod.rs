@@ -10,6 +10,7 @@
 
 mod batch;
 mod lease;
+mod prune;
 mod rows;
 mod security;
 mod state;
@@ -59,6 +60,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "scale out",
         include_str!("../../../../migrations/postgres/0005_scale_out.sql"),
+    ),
+    (
+        6,
+        "prune",
+        include_str!("../../../../migrations/postgres/0006_prune.sql"),
     ),
 ];
 

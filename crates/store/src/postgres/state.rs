@@ -89,54 +89,9 @@ pub async fn apply(conn: &mut PgConnection, op: &WriteOp) -> Result<WriteReply, 
             .await?;
             Ok(WriteReply::Done)
         }
-        WriteOp::Prune { before, max_runs } => {
-            let before = from_micros(*before);
-            let ids: Vec<Uuid> = query::<Postgres>(
-                "SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < $1 AND status <> 'running' LIMIT $2",
-            )
-            .bind(before)
-            .bind(*max_runs as i64)
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|r| r.try_get::<Uuid, _>(0))
-            .collect::<Result<_, _>>()?;
-            let mut deleted = [0usize; 3];
-            for (n, sql) in [
-                "DELETE FROM events WHERE run_id = ANY($1)",
-                "DELETE FROM jobs WHERE run_id = ANY($1)",
-                "DELETE FROM runs WHERE id = ANY($1)",
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                deleted[n] = query::<Postgres>(sql)
-                    .bind(&ids)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected() as usize;
-            }
-            let out = crate::Pruned {
-                events: deleted[0],
-                jobs: deleted[1],
-                runs: deleted[2],
-            };
-            query::<Postgres>("DELETE FROM webhook_deliveries WHERE created_at < $1")
-                .bind(before)
-                .execute(&mut *conn)
-                .await?;
-            query::<Postgres>("DELETE FROM agent_marks WHERE at < $1")
-                .bind(before)
-                .execute(&mut *conn)
-                .await?;
-            query::<Postgres>(
-                "DELETE FROM implode_items WHERE consumed_by IS NOT NULL AND at < $1",
-            )
-            .bind(before)
-            .execute(&mut *conn)
-            .await?;
-            Ok(WriteReply::Pruned(out))
-        }
+        WriteOp::Prune { before, max_rows } => Ok(WriteReply::Pruned(
+            super::prune::prune(conn, *before, *max_rows).await?,
+        )),
         WriteOp::Start(_) | WriteOp::Finish(_) | WriteOp::Reschedule(_) | WriteOp::Claim { .. } => {
             Err(BatchError::Op(
                 "run starts, finishes, reschedules and claims are applied in bulk".into(),

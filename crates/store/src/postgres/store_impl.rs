@@ -367,10 +367,10 @@ impl Store for PgStore {
         .map_err(unavailable)
     }
 
-    async fn prune(&self, before: Timestamp, max_runs: usize) -> Result<crate::Pruned> {
+    async fn prune(&self, before: Timestamp, max_rows: usize) -> Result<crate::Pruned> {
         let op = WriteOp::Prune {
             before: before.timestamp_micros(),
-            max_runs,
+            max_rows,
         };
         match self.write(0, op).await? {
             WriteReply::Pruned(p) => Ok(p),

@@ -6,6 +6,7 @@
 //! blocking threads; WAL lets them run beside the writer.
 
 mod idle;
+mod prune;
 mod rows;
 mod security;
 mod views;
@@ -40,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../../migrations/sqlite/0004_events_by_agent.sql"),
     include_str!("../../../../migrations/sqlite/0005_job_wakes.sql"),
     include_str!("../../../../migrations/sqlite/0006_security.sql"),
+    include_str!("../../../../migrations/sqlite/0007_prune.sql"),
 ];
 
 /// How hard SQLite syncs on commit.
@@ -583,11 +585,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn prune(&self, before: Timestamp, max_runs: usize) -> Result<Pruned> {
+    async fn prune(&self, before: Timestamp, max_rows: usize) -> Result<Pruned> {
         match self
             .write(WriteOp::Prune {
                 before: micros(before),
-                max_runs,
+                max_rows,
             })
             .await?
         {

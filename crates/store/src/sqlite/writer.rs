@@ -18,8 +18,8 @@ use super::idle::{Msg, Next, Watch};
 use super::rows::micros;
 use crate::ops::{WriteOp, WriteReply};
 use crate::{
-    CommitStats, Error, FinishJob, Finished, ImplodeAdd, NewEvent, NewJob, Pruned, Result,
-    StartRun, Started, StateScope,
+    CommitStats, Error, FinishJob, Finished, ImplodeAdd, NewEvent, NewJob, Result, StartRun,
+    Started, StateScope,
 };
 
 pub struct WriteRequest {
@@ -211,8 +211,8 @@ fn apply(tx: &Connection, op: &WriteOp) -> rusqlite::Result<WriteReply> {
             .execute(params![story, enabled, at])?;
             Ok(WriteReply::Done)
         }
-        WriteOp::Prune { before, max_runs } => {
-            prune(tx, *before, *max_runs).map(WriteReply::Pruned)
+        WriteOp::Prune { before, max_rows } => {
+            super::prune::prune(tx, *before, *max_rows).map(WriteReply::Pruned)
         }
         WriteOp::DeleteResource(name) => {
             let n = tx
@@ -539,35 +539,6 @@ fn implode_flush(
     }
     consume(tx, scope, key, job)?;
     Ok(Some(open.into_iter().map(|(_, i)| i).collect()))
-}
-
-fn prune(tx: &Connection, before: i64, max_runs: usize) -> rusqlite::Result<Pruned> {
-    let ids: Vec<Vec<u8>> = {
-        let mut stmt = tx.prepare_cached(
-            "SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?1 AND status != 'running' LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![before, max_runs as i64], |r| r.get(0))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    let mut out = Pruned::default();
-    for id in &ids {
-        out.events += tx
-            .prepare_cached("DELETE FROM events WHERE run_id = ?1")?
-            .execute([id])?;
-        out.jobs += tx
-            .prepare_cached("DELETE FROM jobs WHERE run_id = ?1")?
-            .execute([id])?;
-        out.runs += tx
-            .prepare_cached("DELETE FROM runs WHERE id = ?1")?
-            .execute([id])?;
-    }
-    tx.prepare_cached("DELETE FROM webhook_deliveries WHERE created_at < ?1")?
-        .execute([before])?;
-    tx.prepare_cached("DELETE FROM agent_marks WHERE at < ?1")?
-        .execute([before])?;
-    tx.prepare_cached("DELETE FROM implode_items WHERE consumed_by IS NOT NULL AND at < ?1")?
-        .execute([before])?;
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -569,3 +569,77 @@ pub async fn group_commit_batches_concurrent_writes(store: S) {
         .unwrap();
     assert_eq!(stored.len(), 400);
 }
+
+/// Retention pruning works in short batches: each write deletes at most about its row
+/// budget (a run with more events than the budget goes in chunks over several writes), and
+/// the batches together remove every finished run older than the cutoff, with its events —
+/// but never a running run, nor one that finished after the cutoff.
+pub async fn prune_removes_old_history_in_bounded_batches(store: S) {
+    const BUDGET: usize = 8;
+    let mut old = Vec::new();
+    for _ in 0..10 {
+        let s = start("retention", &[]);
+        store.start_run(s.clone()).await.unwrap();
+        old.push((s.run_id, s.event.id));
+    }
+    // A run with 31 events and a job: larger than one batch.
+    let big = start("retention", &["fan"]);
+    store.start_run(big.clone()).await.unwrap();
+    let events: Vec<_> = (1..=30)
+        .map(|n| crate::support::event("retention", "fan", big.run_id, Some(big.event.id), n))
+        .collect();
+    let big_events: Vec<EventId> = events.iter().map(|e| e.id).collect();
+    store
+        .finish_job(finish(&big.jobs[0], events, vec![]))
+        .await
+        .unwrap();
+    old.push((big.run_id, big.event.id));
+    let running = start("retention", &["wait"]);
+    store.start_run(running.clone()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let cutoff = switchyard_types::now();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let recent = start("retention", &[]);
+    store.start_run(recent.clone()).await.unwrap();
+
+    let mut total = switchyard_store::Pruned::default();
+    let mut batches = 0;
+    loop {
+        let p = store.prune(cutoff, BUDGET).await.unwrap();
+        batches += 1;
+        assert!(
+            p.rows() <= BUDGET,
+            "batch {batches} deleted {} rows, over its budget of {BUDGET}: {p:?}",
+            p.rows()
+        );
+        total.runs += p.runs;
+        total.events += p.events;
+        if !p.more {
+            break;
+        }
+        assert!(batches < 100, "pruning never finished: {total:?}");
+    }
+    assert_eq!(total.runs, 11, "every old finished run is pruned");
+    assert_eq!(total.events, 10 + 31, "with all its events");
+    assert!(batches >= 6, "41 events and 11 runs in batches of {BUDGET}");
+    for (run, event) in &old {
+        assert!(
+            store.run(*run).await.unwrap().is_none(),
+            "old run {run} is gone"
+        );
+        assert!(store.event(*event).await.unwrap().is_none());
+    }
+    for id in &big_events {
+        assert!(store.event(*id).await.unwrap().is_none());
+    }
+    let still = store.run(running.run_id).await.unwrap();
+    assert_eq!(
+        still.map(|r| r.status),
+        Some(RunStatus::Running),
+        "a running run is never pruned"
+    );
+    assert!(store.run(recent.run_id).await.unwrap().is_some());
+    assert!(store.event(recent.event.id).await.unwrap().is_some());
+    // Nothing is left to prune: another pass deletes nothing.
+    assert_eq!(store.prune(cutoff, BUDGET).await.unwrap().rows(), 0);
+}
