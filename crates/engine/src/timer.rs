@@ -176,20 +176,13 @@ impl Engine {
                 .await?;
             let full = page.len() == 1000;
             for j in page {
-                *after = Some((j.due_at, j.id));
+                let due_at = j.due_at;
+                *after = Some((due_at, j.id));
                 let message = JobMessage {
-                    job_id: j.id,
-                    run_id: j.run_id,
-                    story: j.story.into(),
-                    agent: j.agent.into(),
-                    input_event_id: j.input_event_id,
-                    attempts: j.attempts,
-                    run_started_at: j.run_started_at,
-                    lineage: None,
                     deferred: true,
-                    resumed: j.resumed,
+                    ..j.into()
                 };
-                jobs.push((j.due_at, message));
+                jobs.push((due_at, message));
             }
             loaded += 1000;
             if !full || loaded >= MAX_LOADED {
