@@ -1,13 +1,12 @@
 //! kill -9 in the middle of a burst: every event that got a 202 is processed after restart.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{stories_dir, Server, Sink};
+use crate::support::{assert_all_delivered, stories_dir, Server, Sink};
 
 const STORY: &str = r#"
 name: burst
@@ -90,26 +89,7 @@ async fn kill_9_mid_burst_loses_no_acknowledged_event() {
     );
 
     server.restart().await;
-    for run_id in &acknowledged {
-        let detail = server.wait_run(run_id, Duration::from_secs(60)).await;
-        assert_eq!(detail["run"]["status"], "succeeded", "{detail}");
-    }
-    let delivered: HashSet<String> = sink
-        .received()
-        .iter()
-        .map(|r| r.headers["x-run"].to_str().unwrap().to_string())
-        .collect();
-    let missing: Vec<&String> = acknowledged
-        .iter()
-        .filter(|id| !delivered.contains(*id))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} of {} acknowledged runs never reached the sink: {:?}",
-        missing.len(),
-        acknowledged.len(),
-        &missing[..missing.len().min(5)]
-    );
+    assert_all_delivered(&server, &sink, &acknowledged, Duration::from_secs(60)).await;
     eprintln!(
         "{} acknowledged events, all delivered after kill -9 and restart",
         acknowledged.len()

@@ -2,6 +2,7 @@
 //! loopback and a real SQLite store in a temporary directory (or, in `postgres`, a real
 //! PostgreSQL server: see tests/services/postgres.sh).
 
+mod services;
 mod smtp;
 mod support;
 mod webdriver;

@@ -6,8 +6,7 @@
 //! rather than pass unrun when it is missing).
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +14,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use switchyard_store::postgres::testing::{server_url, TestDatabase};
 
-use crate::support::{stories_dir, Server, Sink};
+use crate::services::PrivateService;
+use crate::support::{assert_all_delivered, stories_dir, Server, Sink};
 
 /// Webhook → transform → http_request to the sink (shared with the scaled-out tests).
 pub(crate) const STORY: &str = r#"
@@ -212,30 +212,6 @@ pub(crate) fn acknowledged(answers: &[Answer]) -> Vec<String> {
         .collect()
 }
 
-/// Every acknowledged run succeeded and reached the sink.
-pub(crate) async fn assert_all_delivered(server: &Server, sink: &Sink, acknowledged: &[String]) {
-    for run_id in acknowledged {
-        let detail = server.wait_run(run_id, Duration::from_secs(90)).await;
-        assert_eq!(detail["run"]["status"], "succeeded", "{detail}");
-    }
-    let delivered: HashSet<String> = sink
-        .received()
-        .iter()
-        .map(|r| r.headers["x-run"].to_str().unwrap().to_string())
-        .collect();
-    let missing: Vec<&String> = acknowledged
-        .iter()
-        .filter(|id| !delivered.contains(*id))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} of {} acknowledged runs never reached the sink: {:?}",
-        missing.len(),
-        acknowledged.len(),
-        &missing[..missing.len().min(5)]
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_mid_burst_on_postgresql_loses_no_acknowledged_event() {
     let Some(db) =
@@ -260,80 +236,13 @@ async fn kill_9_mid_burst_on_postgresql_loses_no_acknowledged_event() {
     );
 
     server.restart().await;
-    assert_all_delivered(&server, &sink, &acknowledged).await;
+    assert_all_delivered(&server, &sink, &acknowledged, Duration::from_secs(90)).await;
     eprintln!(
         "{} acknowledged events, all delivered after kill -9 and restart on PostgreSQL",
         acknowledged.len()
     );
     drop(server);
     db.drop_database().await.unwrap();
-}
-
-/// A PostgreSQL server of this test's own (so stopping it disturbs no other test), run by
-/// `tests/services/postgres.sh`.
-pub(crate) struct PrivatePostgres {
-    dir: PathBuf,
-    pub url: String,
-}
-
-impl PrivatePostgres {
-    fn script() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/services/postgres.sh")
-    }
-
-    fn run(command: &str, dir: &Path) -> String {
-        let out = Command::new(Self::script())
-            .arg(command)
-            .arg(dir)
-            .output()
-            .expect("run tests/services/postgres.sh");
-        assert!(
-            out.status.success(),
-            "postgres.sh {command} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    pub(crate) fn start() -> PrivatePostgres {
-        let dir = std::env::temp_dir().join(format!("switchyard-pg-{}", uuid_like()));
-        let out = Self::run("start", &dir);
-        let url = out
-            .lines()
-            .find_map(|l| l.strip_prefix("export SWITCHYARD_TEST_DATABASE_URL="))
-            .unwrap_or_else(|| panic!("postgres.sh printed no URL: {out}"))
-            .trim()
-            .to_string();
-        PrivatePostgres { dir, url }
-    }
-
-    pub(crate) fn stop(&self) {
-        Self::run("stop", &self.dir);
-    }
-
-    pub(crate) fn restart(&self) {
-        Self::run("start", &self.dir);
-    }
-}
-
-impl Drop for PrivatePostgres {
-    fn drop(&mut self) {
-        let _ = Command::new(Self::script())
-            .arg("destroy")
-            .arg(&self.dir)
-            .output();
-    }
-}
-
-pub(crate) fn uuid_like() -> String {
-    format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default()
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -343,7 +252,7 @@ async fn postgresql_restart_mid_burst_answers_503_then_completes_every_202() {
     {
         return;
     }
-    let pg = PrivatePostgres::start();
+    let pg = PrivateService::postgres();
     let stories = stories_dir(&[("burst.yaml", STORY)]);
     let data = tempfile::tempdir().unwrap();
     let sink = Sink::start().await;
@@ -407,7 +316,7 @@ async fn postgresql_restart_mid_burst_answers_503_then_completes_every_202() {
         "no webhook was accepted after PostgreSQL came back"
     );
     let acknowledged = acknowledged(&answers);
-    assert_all_delivered(&server, &sink, &acknowledged).await;
+    assert_all_delivered(&server, &sink, &acknowledged, Duration::from_secs(90)).await;
     let ready = reqwest::get(format!("{}/readyz", server.url))
         .await
         .unwrap();

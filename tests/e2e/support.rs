@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -522,4 +522,34 @@ pub async fn redirector(target: String) -> (u16, tokio::task::JoinHandle<()>) {
         let _ = axum::serve(listener, app).await;
     });
     (port, task)
+}
+
+/// Every acknowledged run succeeded (each within `patience`) and reached the sink: the
+/// header `X-Run` of a delivery names its run.
+pub async fn assert_all_delivered(
+    server: &Server,
+    sink: &Sink,
+    acknowledged: &[String],
+    patience: Duration,
+) {
+    for run_id in acknowledged {
+        let detail = server.wait_run(run_id, patience).await;
+        assert_eq!(detail["run"]["status"], "succeeded", "{detail}");
+    }
+    let delivered: HashSet<String> = sink
+        .received()
+        .iter()
+        .map(|r| r.headers["x-run"].to_str().unwrap().to_string())
+        .collect();
+    let missing: Vec<&String> = acknowledged
+        .iter()
+        .filter(|id| !delivered.contains(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged runs never reached the sink: {:?}",
+        missing.len(),
+        acknowledged.len(),
+        &missing[..missing.len().min(5)]
+    );
 }

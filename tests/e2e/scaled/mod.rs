@@ -19,10 +19,9 @@ use serde_json::{json, Value};
 use switchyard_broker::testing::unique_queue;
 use switchyard_store::postgres::testing::TestDatabase;
 
-use crate::postgres::{
-    acknowledged, assert_all_delivered, database, uuid_like, Answer, Burst, PrivatePostgres, STORY,
-};
-use crate::support::{bin, free_port, stories_dir, Server, Sink};
+use crate::postgres::{acknowledged, database, Answer, Burst, STORY};
+use crate::services::PrivateService;
+use crate::support::{assert_all_delivered, bin, free_port, stories_dir, Server, Sink};
 
 mod failures;
 mod outages;

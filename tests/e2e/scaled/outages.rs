@@ -2,62 +2,6 @@
 
 use super::*;
 
-/// A RabbitMQ broker of this test's own (so stopping it disturbs no other test), run by
-/// `tests/services/rabbitmq.sh`.
-struct PrivateRabbit {
-    dir: PathBuf,
-    url: String,
-}
-
-impl PrivateRabbit {
-    fn script() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/services/rabbitmq.sh")
-    }
-
-    fn run(command: &str, dir: &Path) -> String {
-        let out = Command::new(Self::script())
-            .arg(command)
-            .arg(dir)
-            .output()
-            .expect("run tests/services/rabbitmq.sh");
-        assert!(
-            out.status.success(),
-            "rabbitmq.sh {command} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn start() -> PrivateRabbit {
-        let dir = std::env::temp_dir().join(format!("switchyard-rmq-{}", uuid_like()));
-        let out = Self::run("start", &dir);
-        let url = out
-            .lines()
-            .find_map(|l| l.strip_prefix("export SWITCHYARD_TEST_AMQP_URL="))
-            .unwrap_or_else(|| panic!("rabbitmq.sh printed no URL: {out}"))
-            .trim()
-            .to_string();
-        PrivateRabbit { dir, url }
-    }
-
-    fn stop(&self) {
-        Self::run("stop", &self.dir);
-    }
-
-    fn restart(&self) {
-        Self::run("start", &self.dir);
-    }
-}
-
-impl Drop for PrivateRabbit {
-    fn drop(&mut self) {
-        let _ = Command::new(Self::script())
-            .arg("destroy")
-            .arg(&self.dir)
-            .output();
-    }
-}
-
 /// Polls `/readyz` until `check` holds for its answer.
 async fn wait_ready(url: &str, what: &str, check: impl Fn(u16, &Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -79,7 +23,7 @@ async fn rabbitmq_restart_mid_burst_answers_503_then_completes_every_202() {
     let Some(svc) = Services::new("scaled::rabbitmq_restart_mid_burst…").await else {
         return;
     };
-    let rabbit = PrivateRabbit::start();
+    let rabbit = PrivateService::rabbitmq();
     let stories = stories_dir(&[("burst.yaml", STORY)]);
     let data = tempfile::tempdir().unwrap();
     let sink = Sink::start().await;
@@ -183,7 +127,7 @@ async fn assert_outage(
         .count();
     assert!(after > 0, "no webhook was accepted after the outage");
     let acknowledged = acknowledged(answers);
-    assert_all_delivered(front, sink, &acknowledged).await;
+    assert_all_delivered(front, sink, &acknowledged, Duration::from_secs(90)).await;
     (acknowledged.len(), during.len())
 }
 
@@ -196,7 +140,7 @@ async fn postgresql_restart_mid_burst_pauses_workers_and_completes_every_202() {
     if switchyard_store::postgres::testing::server_url(test).is_none() {
         return;
     }
-    let pg = PrivatePostgres::start();
+    let pg = PrivateService::postgres();
     let queue = unique_queue("e2e");
     let args = vec![
         "--database-url",
