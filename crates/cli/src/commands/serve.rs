@@ -206,15 +206,31 @@ pub async fn open_postgres(url: &str) -> anyhow::Result<(Arc<dyn Store>, String)
 
 /// Installs the Prometheus recorder (`None`, with a warning, if it cannot be).
 pub fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
-    metrics_exporter_prometheus::PrometheusBuilder::new()
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets(&[
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             30.0,
         ])
         .and_then(|b| b.install_recorder())
         .map_err(|e| tracing::warn!(error = %e, "metrics are disabled"))
-        .ok()
+        .ok()?;
+    // The recorder keeps every histogram sample until it is folded into the buckets, which
+    // happens on a scrape or on upkeep: without upkeep a server nobody scrapes would grow
+    // by every sample it records. Upkeep every 5 s, as the exporter's own listener does.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(METRICS_UPKEEP);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Some(handle)
 }
+
+/// How often histogram samples are folded into their buckets when nobody scrapes.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
 /// Waits for Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
