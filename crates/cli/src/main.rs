@@ -25,6 +25,23 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 pub static malloc_conf: &[u8; 95] =
     b"background_thread:true,max_background_threads:1,narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
+/// With jemalloc serving Rust, glibc's malloc serves only the C libraries: SQLite's page
+/// caches above all. Left to itself glibc gives each SQLite thread an arena of its own, and
+/// what a burst leaves in those arenas stays resident even after the store's idle
+/// `malloc_trim` (100k webhooks into one-hour delays: +12 MiB in three arenas). In one
+/// arena the idle trim gives it back (+2.4 MiB; bench/PROFILE.md, session 6). SQLite's
+/// threads allocate rarely enough that sharing one arena costs nothing measurable.
+#[cfg(all(feature = "jemalloc", target_os = "linux", target_env = "gnu"))]
+fn one_glibc_arena() {
+    // SAFETY: mallopt only sets a glibc tunable; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+#[cfg(not(all(feature = "jemalloc", target_os = "linux", target_env = "gnu")))]
+fn one_glibc_arena() {}
+
 /// Event-driven workflow automation: stories in git, agents that do the work.
 #[derive(Debug, Parser)]
 #[command(name = "switchyard", version, about, propagate_version = true)]
@@ -140,6 +157,7 @@ enum PackCommand {
 }
 
 fn main() -> ExitCode {
+    one_glibc_arena();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
