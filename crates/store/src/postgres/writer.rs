@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx_core::connection::{ConnectOptions, Connection};
+use sqlx_core::executor::Executor;
 use sqlx_core::query_scalar::query_scalar;
+use sqlx_core::row::Row;
 use sqlx_postgres::{PgConnectOptions, PgConnection};
 use tokio::sync::{mpsc, oneshot};
 
@@ -206,13 +208,30 @@ async fn apply(
     if ops.iter().all(|op| matches!(op, WriteOp::Claim { .. })) {
         return claim(conn, ops).await;
     }
-    let mut tx = conn.begin().await.map_err(before_commit)?;
-    let xid = transaction_id(&mut tx).await?;
-    match batch::apply(&mut tx, ops).await {
+    let outcome = transact(conn, ops).await;
+    if let Err(Failure::Retry {
+        reconnect: false, ..
+    }) = &outcome
+    {
+        // The connection is kept for the next try: end whatever is left of this transaction
+        // (after a failed COMMIT there is none, and PostgreSQL only warns).
+        execute(conn, "ROLLBACK").await?;
+    }
+    outcome
+}
+
+/// The batch as one transaction, managed by hand so that BEGIN and `txid_current()` share a
+/// round trip: BEGIN, the batch's statements, COMMIT.
+async fn transact(
+    conn: &mut PgConnection,
+    ops: &[&WriteOp],
+) -> std::result::Result<Vec<Result<WriteReply>>, Failure> {
+    let xid = begin(conn).await?;
+    match batch::apply(conn, ops).await {
         Ok(replies) => {
             let results: Vec<Result<WriteReply>> = replies.into_iter().map(Ok).collect();
-            return match tx.commit().await {
-                Ok(()) => Ok(results),
+            return match conn.execute("COMMIT").await {
+                Ok(_) => Ok(results),
                 Err(e) => Err(at_commit(e, xid, results)),
             };
         }
@@ -221,17 +240,16 @@ async fn apply(
         }
         Err(e) => {
             tracing::debug!(error = %e, "a write failed; redoing its batch write by write");
-            tx.rollback().await.map_err(before_commit)?;
+            execute(conn, "ROLLBACK").await?;
         }
     }
-    let mut tx = conn.begin().await.map_err(before_commit)?;
-    let xid = transaction_id(&mut tx).await?;
+    let xid = begin(conn).await?;
     let mut results = Vec::with_capacity(ops.len());
     for op in ops {
-        let mut savepoint = Connection::begin(&mut *tx).await.map_err(before_commit)?;
-        match batch::apply(&mut savepoint, std::slice::from_ref(op)).await {
+        execute(conn, "SAVEPOINT write").await?;
+        match batch::apply(conn, std::slice::from_ref(op)).await {
             Ok(mut replies) => {
-                savepoint.commit().await.map_err(before_commit)?;
+                execute(conn, "RELEASE SAVEPOINT write").await?;
                 results.push(
                     replies
                         .pop()
@@ -240,16 +258,34 @@ async fn apply(
             }
             Err(BatchError::Sql(e)) if is_connection(&e) => return Err(before_commit(e)),
             Err(e) => {
-                savepoint.rollback().await.map_err(before_commit)?;
+                execute(conn, "ROLLBACK TO SAVEPOINT write").await?;
                 tracing::error!(error = %e, "store write failed");
                 results.push(Err(Error::Unavailable(e.to_string())));
             }
         }
     }
-    match tx.commit().await {
-        Ok(()) => Ok(results),
+    match conn.execute("COMMIT").await {
+        Ok(_) => Ok(results),
         Err(e) => Err(at_commit(e, xid, results)),
     }
+}
+
+/// Starts a transaction and returns its id (`txid_current()` also assigns one at once), both
+/// in one simple-query round trip.
+async fn begin(conn: &mut PgConnection) -> std::result::Result<i64, Failure> {
+    let rows = conn
+        .fetch_all("BEGIN; SELECT txid_current()")
+        .await
+        .map_err(before_commit)?;
+    let row = rows
+        .first()
+        .ok_or_else(|| Failure::Fatal("BEGIN gave no transaction id".into()))?;
+    row.try_get::<i64, _>(0).map_err(before_commit)
+}
+
+/// A statement of transaction control, before COMMIT was sent.
+async fn execute(conn: &mut PgConnection, sql: &'static str) -> std::result::Result<(), Failure> {
+    conn.execute(sql).await.map(drop).map_err(before_commit)
 }
 
 /// A batch of claims: one statement of its own (its own transaction), no BEGIN, no
@@ -264,14 +300,6 @@ async fn claim(
         Err(BatchError::Sql(e)) => Err(before_commit(e)),
         Err(BatchError::Op(message)) => Err(Failure::Fatal(message)),
     }
-}
-
-/// The id of the transaction in progress (which also assigns one at once).
-async fn transaction_id(conn: &mut PgConnection) -> std::result::Result<i64, Failure> {
-    query_scalar("SELECT txid_current()")
-        .fetch_one(conn)
-        .await
-        .map_err(before_commit)
 }
 
 /// A failure before COMMIT was sent: nothing is committed, so the batch may be retried.
