@@ -4,13 +4,15 @@
 //! outcome; this applies them in one: the rare stateful writes (admissions, implode groups,
 //! resources, replays) one by one, then every run start, every job finish and every
 //! reschedule together, each kind as a few `INSERT … SELECT FROM UNNEST($1::uuid[], …)` /
-//! `UPDATE … FROM UNNEST(…)` statements whose cost barely grows with the batch.
+//! `UPDATE … FROM UNNEST(…)` statements whose cost barely grows with the batch. Inserts that
+//! always go together share a statement (data-modifying `WITH`): a batch of run starts is one
+//! statement, the events and jobs of a batch of finishes another.
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx_core::query::query;
+use sqlx_core::query::{query, Query};
 use sqlx_core::row::Row;
-use sqlx_postgres::{PgConnection, Postgres};
+use sqlx_postgres::{PgArguments, PgConnection, Postgres};
 use switchyard_types::{EventId, EventKind, JobId, RunId, RunStatus, Timestamp};
 use uuid::Uuid;
 
@@ -67,97 +69,161 @@ pub async fn apply(
         .collect()
 }
 
-/// Inserts events in the given order (so `seq` follows it).
-pub async fn insert_events<'a>(
-    conn: &mut PgConnection,
-    events: impl Iterator<Item = &'a NewEvent>,
-) -> Result<(), sqlx_core::Error> {
-    let (mut id, mut run, mut parent, mut story, mut agent, mut kind, mut at, mut payload) = (
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-    );
-    for e in events {
-        id.push(e.id.0);
-        run.push(e.run_id.0);
-        parent.push(e.parent_id.map(|p| p.0));
-        story.push(&*e.story);
-        agent.push(&*e.agent);
-        kind.push(e.kind.as_str());
-        at.push(e.created_at);
-        payload.push(&*e.json);
+/// Events as the column arrays of an `UNNEST` insert, in the given order (so `seq` follows it).
+#[derive(Default)]
+struct EventColumns<'a> {
+    id: Vec<Uuid>,
+    run: Vec<Uuid>,
+    parent: Vec<Option<Uuid>>,
+    story: Vec<&'a str>,
+    agent: Vec<&'a str>,
+    kind: Vec<&'static str>,
+    at: Vec<Timestamp>,
+    payload: Vec<&'a str>,
+}
+
+impl<'a> EventColumns<'a> {
+    fn new(events: impl Iterator<Item = &'a NewEvent>) -> Self {
+        let mut c = EventColumns::default();
+        for e in events {
+            c.id.push(e.id.0);
+            c.run.push(e.run_id.0);
+            c.parent.push(e.parent_id.map(|p| p.0));
+            c.story.push(&e.story);
+            c.agent.push(&e.agent);
+            c.kind.push(e.kind.as_str());
+            c.at.push(e.created_at);
+            c.payload.push(&e.json);
+        }
+        c
     }
-    if id.is_empty() {
-        return Ok(());
+
+    /// Binds the eight arrays of `insert_events_sql!` ($1..$8).
+    fn bind<'q>(self, q: PgQuery<'q>) -> PgQuery<'q>
+    where
+        'a: 'q,
+    {
+        q.bind(self.id)
+            .bind(self.run)
+            .bind(self.parent)
+            .bind(self.story)
+            .bind(self.agent)
+            .bind(self.kind)
+            .bind(self.at)
+            .bind(self.payload)
     }
-    query::<Postgres>(
+}
+
+/// Queued jobs as the column arrays of an `UNNEST` insert.
+#[derive(Default)]
+struct JobColumns<'a> {
+    id: Vec<Uuid>,
+    run: Vec<Uuid>,
+    story: Vec<&'a str>,
+    agent: Vec<&'a str>,
+    input: Vec<Uuid>,
+    deferred: Vec<bool>,
+    created: Vec<Timestamp>,
+    due: Vec<Timestamp>,
+}
+
+impl<'a> JobColumns<'a> {
+    fn new(jobs: impl Iterator<Item = &'a NewJob>) -> Self {
+        let mut c = JobColumns::default();
+        for j in jobs {
+            c.id.push(j.id.0);
+            c.run.push(j.run_id.0);
+            c.story.push(&j.story);
+            c.agent.push(&j.agent);
+            c.input.push(j.input_event_id.0);
+            c.deferred.push(j.deferred);
+            c.created.push(j.created_at);
+            c.due.push(j.due_at);
+        }
+        c
+    }
+
+    /// Binds the eight arrays of `insert_jobs_sql!` ($9..$16).
+    fn bind<'q>(self, q: PgQuery<'q>) -> PgQuery<'q>
+    where
+        'a: 'q,
+    {
+        q.bind(self.id)
+            .bind(self.run)
+            .bind(self.story)
+            .bind(self.agent)
+            .bind(self.input)
+            .bind(self.deferred)
+            .bind(self.created)
+            .bind(self.due)
+    }
+}
+
+type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
+
+/// `INSERT INTO events` from the arrays $1..$8 ([`EventColumns`]).
+macro_rules! insert_events_sql {
+    () => {
         "INSERT INTO events (id, run_id, parent_id, story, agent, kind, created_at, payload)
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                              $7::timestamptz[], $8::text[])",
-    )
-    .bind(id)
-    .bind(run)
-    .bind(parent)
-    .bind(story)
-    .bind(agent)
-    .bind(kind)
-    .bind(at)
-    .bind(payload)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+                              $7::timestamptz[], $8::text[])"
+    };
 }
+
+/// `INSERT INTO jobs` (queued) from the arrays $9..$16 ([`JobColumns`]).
+macro_rules! insert_jobs_sql {
+    () => {
+        "INSERT INTO jobs (id, run_id, story, agent, input_event_id, state, attempts, deferred, created_at, due_at)
+         SELECT u.id, u.run_id, u.story, u.agent, u.input, 'queued', 0, u.deferred, u.created_at, u.due_at
+         FROM UNNEST($9::uuid[], $10::uuid[], $11::text[], $12::text[], $13::uuid[], $14::bool[],
+                     $15::timestamptz[], $16::timestamptz[])
+              AS u(id, run_id, story, agent, input, deferred, created_at, due_at)"
+    };
+}
+
+/// Events and queued jobs in one statement (one round trip).
+const INSERT_EVENTS_AND_JOBS: &str = concat!(
+    "WITH new_events AS (",
+    insert_events_sql!(),
+    ") ",
+    insert_jobs_sql!()
+);
+
+/// Runs ($17..$27) with their first events and queued jobs, in one statement.
+const INSERT_RUNS_EVENTS_AND_JOBS: &str = concat!(
+    "WITH new_events AS (",
+    insert_events_sql!(),
+    "), new_jobs AS (",
+    insert_jobs_sql!(),
+    ") ",
+    "INSERT INTO runs (id, story, status, trigger_event_id, trigger_agent, started_at, finished_at,
+                       pending_jobs, started_by, parent_job_id, parent_exit)
+     SELECT * FROM UNNEST($17::uuid[], $18::text[], $19::text[], $20::uuid[], $21::text[],
+                          $22::timestamptz[], $23::timestamptz[], $24::int8[], $25::text[],
+                          $26::uuid[], $27::text[])"
+);
 
 /// Inserts queued jobs.
 pub async fn insert_jobs<'a>(
     conn: &mut PgConnection,
     jobs: impl Iterator<Item = &'a NewJob>,
 ) -> Result<(), sqlx_core::Error> {
-    let (mut id, mut run, mut story, mut agent, mut input, mut deferred, mut created, mut due) = (
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-    );
-    for j in jobs {
-        id.push(j.id.0);
-        run.push(j.run_id.0);
-        story.push(&*j.story);
-        agent.push(&*j.agent);
-        input.push(j.input_event_id.0);
-        deferred.push(j.deferred);
-        created.push(j.created_at);
-        due.push(j.due_at);
-    }
-    if id.is_empty() {
+    insert_events_and_jobs(conn, std::iter::empty(), jobs).await
+}
+
+/// Inserts events (in the given order) and queued jobs in one statement.
+async fn insert_events_and_jobs<'a>(
+    conn: &mut PgConnection,
+    events: impl Iterator<Item = &'a NewEvent>,
+    jobs: impl Iterator<Item = &'a NewJob>,
+) -> Result<(), sqlx_core::Error> {
+    let (events, jobs) = (EventColumns::new(events), JobColumns::new(jobs));
+    if events.id.is_empty() && jobs.id.is_empty() {
         return Ok(());
     }
-    query::<Postgres>(
-        "INSERT INTO jobs (id, run_id, story, agent, input_event_id, state, attempts, deferred, created_at, due_at)
-         SELECT u.id, u.run_id, u.story, u.agent, u.input, 'queued', 0, u.deferred, u.created_at, u.due_at
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::bool[],
-                     $7::timestamptz[], $8::timestamptz[])
-              AS u(id, run_id, story, agent, input, deferred, created_at, due_at)",
-    )
-    .bind(id)
-    .bind(run)
-    .bind(story)
-    .bind(agent)
-    .bind(input)
-    .bind(deferred)
-    .bind(created)
-    .bind(due)
-    .execute(&mut *conn)
-    .await?;
+    jobs.bind(events.bind(query(INSERT_EVENTS_AND_JOBS)))
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -210,28 +276,22 @@ async fn start_runs(
             parent.push(s.parent.as_ref().map(|p| p.job_id.0));
             exit.push(s.parent.as_ref().map(|p| p.exit_agent.as_str()));
         }
-        query::<Postgres>(
-            "INSERT INTO runs (id, story, status, trigger_event_id, trigger_agent, started_at, finished_at,
-                               pending_jobs, started_by, parent_job_id, parent_exit)
-             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[],
-                                  $6::timestamptz[], $7::timestamptz[], $8::int8[], $9::text[],
-                                  $10::uuid[], $11::text[])",
-        )
-        .bind(id)
-        .bind(story)
-        .bind(status)
-        .bind(trigger)
-        .bind(agent)
-        .bind(started)
-        .bind(finished)
-        .bind(pending)
-        .bind(by)
-        .bind(parent)
-        .bind(exit)
-        .execute(&mut *conn)
-        .await?;
-        insert_events(conn, fresh.iter().map(|s| &s.event)).await?;
-        insert_jobs(conn, fresh.iter().flat_map(|s| s.jobs.iter())).await?;
+        let events = EventColumns::new(fresh.iter().map(|s| &s.event));
+        let jobs = JobColumns::new(fresh.iter().flat_map(|s| s.jobs.iter()));
+        jobs.bind(events.bind(query(INSERT_RUNS_EVENTS_AND_JOBS)))
+            .bind(id)
+            .bind(story)
+            .bind(status)
+            .bind(trigger)
+            .bind(agent)
+            .bind(started)
+            .bind(finished)
+            .bind(pending)
+            .bind(by)
+            .bind(parent)
+            .bind(exit)
+            .execute(&mut *conn)
+            .await?;
     }
     for (i, _) in starts {
         if replies[*i].is_none() {
@@ -391,8 +451,12 @@ async fn finish_jobs(
     if applied.is_empty() {
         return Ok(());
     }
-    insert_events(conn, applied.iter().flat_map(|(_, f)| f.events.iter())).await?;
-    insert_jobs(conn, applied.iter().flat_map(|(_, f)| f.jobs.iter())).await?;
+    insert_events_and_jobs(
+        conn,
+        applied.iter().flat_map(|(_, f)| f.events.iter()),
+        applied.iter().flat_map(|(_, f)| f.jobs.iter()),
+    )
+    .await?;
 
     // Move each run's counter once, by the sum of its finishes' deltas.
     let mut order: Vec<RunId> = Vec::new();
