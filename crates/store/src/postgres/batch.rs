@@ -386,6 +386,20 @@ async fn claim_idempotency_keys(
     Ok(())
 }
 
+/// Moves each run's `pending_jobs` by its delta ($1 run ids, $2 deltas, $3 errors, $4 finish
+/// times) and ends the runs that reach zero.
+pub(super) const UPDATE_RUN_COUNTERS: &str = "
+    UPDATE runs SET
+        pending_jobs = runs.pending_jobs + u.delta,
+        error = COALESCE(runs.error, u.error),
+        status = CASE WHEN runs.pending_jobs + u.delta <= 0
+                      THEN (CASE WHEN COALESCE(runs.error, u.error) IS NULL THEN 'succeeded' ELSE 'failed' END)
+                      ELSE runs.status END,
+        finished_at = CASE WHEN runs.pending_jobs + u.delta <= 0 THEN u.finished_at ELSE runs.finished_at END
+    FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::timestamptz[]) AS u(id, delta, error, finished_at)
+    WHERE runs.id = u.id
+    RETURNING runs.id, runs.status, runs.pending_jobs, runs.parent_job_id, runs.parent_exit";
+
 /// A run's share of a batch of finishes.
 struct RunDelta {
     delta: i64,
@@ -479,24 +493,23 @@ async fn finish_jobs(
         entry.finished_at = entry.finished_at.max(f.finished_at);
         entry.last = *i;
     }
-    let rows = query::<Postgres>(
-        "UPDATE runs SET
-            pending_jobs = runs.pending_jobs + u.delta,
-            error = COALESCE(runs.error, u.error),
-            status = CASE WHEN runs.pending_jobs + u.delta <= 0
-                          THEN (CASE WHEN COALESCE(runs.error, u.error) IS NULL THEN 'succeeded' ELSE 'failed' END)
-                          ELSE runs.status END,
-            finished_at = CASE WHEN runs.pending_jobs + u.delta <= 0 THEN u.finished_at ELSE runs.finished_at END
-         FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::timestamptz[]) AS u(id, delta, error, finished_at)
-         WHERE runs.id = u.id
-         RETURNING runs.id, runs.status, runs.pending_jobs, runs.parent_job_id, runs.parent_exit",
-    )
-    .bind(order.iter().map(|r| r.0).collect::<Vec<_>>())
-    .bind(order.iter().map(|r| runs[r].delta).collect::<Vec<_>>())
-    .bind(order.iter().map(|r| runs[r].error.as_deref()).collect::<Vec<_>>())
-    .bind(order.iter().map(|r| runs[r].finished_at).collect::<Vec<_>>())
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows = query::<Postgres>(UPDATE_RUN_COUNTERS)
+        .bind(order.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(order.iter().map(|r| runs[r].delta).collect::<Vec<_>>())
+        .bind(
+            order
+                .iter()
+                .map(|r| runs[r].error.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            order
+                .iter()
+                .map(|r| runs[r].finished_at)
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(&mut *conn)
+        .await?;
     // run → (status, pending, parent job, parent's exit agent)
     let mut after: HashMap<RunId, (String, i64, Option<Uuid>, Option<String>)> =
         HashMap::with_capacity(rows.len());

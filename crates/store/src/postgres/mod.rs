@@ -17,6 +17,8 @@ mod state;
 mod store_impl;
 pub mod testing;
 mod writer;
+#[cfg(test)]
+mod writer_plans;
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -146,6 +148,18 @@ impl<'s> MigrationSource<'s> for Embedded {
     }
 }
 
+/// The connection options of a writer.
+///
+/// Every statement a writer runs finds its rows by key. sqlx prepares each statement once per
+/// connection, and PostgreSQL's generic plan for it, made while a table is still small (a
+/// fresh database), is a sequential scan that stays cached as the table grows until
+/// autovacuum's first ANALYZE: on a fresh database under load, thousands of whole-table scans
+/// of `runs` in the first seconds (scaled-out runs/s +40 % without them; bench/PROFILE.md,
+/// session 6). So writers plan without sequential scans wherever an index can serve.
+fn writer_options(options: &PgConnectOptions) -> PgConnectOptions {
+    options.clone().options([("enable_seqscan", "off")])
+}
+
 fn options(url: &str) -> std::result::Result<PgConnectOptions, ConnectError> {
     PgConnectOptions::from_str(url)
         .map(|o| {
@@ -221,7 +235,7 @@ impl PgStore {
             .map_err(|e| ConnectError::Connect(e.to_string()))?;
         let stats = Arc::new(CommitStats::default());
         let writer_config = Arc::new(WriterConfig {
-            options,
+            options: writer_options(&options),
             max_batch: config.max_batch.max(1),
             connect_timeout: config.connect_timeout,
             commit_timeout: config.commit_timeout,
